@@ -1,0 +1,71 @@
+// swift-tools-version: 6.1
+// The manifest is the architecture: each target is one layer, and the arrows between them
+// only point down. Wire codecs (JSON/QMP, NBDWire) and the block layer (BlockCore,
+// BlockDrivers) know nothing of sockets; only HighWaterDaemon touches NIOPosix.
+import PackageDescription
+
+let package = Package(
+    name: "HighWater",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "highwater", targets: ["highwater"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // JSON values and QEMU's JSON dialect (streaming parser, ASCII serializer).
+        .target(name: "JSON"),
+        // QAPI: keyval (command line) syntax and typed visiting of JSON arguments with
+        // QEMU's exact error texts.
+        .target(name: "QAPI", dependencies: ["JSON"]),
+        // QMP protocol: framing, greeting, negotiation, dispatch state machine, events.
+        .target(name: "QMP", dependencies: ["JSON"]),
+        // Block layer core: nodes, graph, permissions, request validation, statistics,
+        // write thresholds, events. No I/O of its own.
+        .target(name: "BlockCore"),
+        // Block drivers: file, host_device, raw, null-co.
+        .target(name: "BlockDrivers", dependencies: ["BlockCore"]),
+        // NBD wire codec: handshake, options, requests, replies as pure values.
+        .target(name: "NBDWire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        // NBD server: per-connection state machine and channel handler over the block layer.
+        .target(name: "NBDServer", dependencies: [
+            "NBDWire", "BlockCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // QMP command handlers: thin adapters from QAPI arguments to the block layer and exports.
+        .target(name: "QMPCommands", dependencies: [
+            "JSON", "QAPI", "QMP", "BlockCore", "BlockDrivers", "NBDServer",
+        ]),
+        // Composition root: command line processing, sockets, services, signals.
+        .target(name: "HighWaterDaemon", dependencies: [
+            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "highwater", dependencies: [
+            "HighWaterDaemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "QAPITests", dependencies: ["QAPI", "JSON"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
+        .testTarget(name: "BlockCoreTests", dependencies: ["BlockCore"]),
+        .testTarget(name: "BlockDriversTests", dependencies: ["BlockDrivers", "BlockCore"]),
+        .testTarget(name: "NBDWireTests", dependencies: ["NBDWire", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "NBDServerTests", dependencies: [
+            "NBDServer", "NBDWire", "BlockCore", "BlockDrivers",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
+        .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
+    ]
+)

@@ -1,0 +1,4 @@
+import Testing
+@testable import BlockCore
+
+@Test func moduleBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import BlockDrivers
+
+@Test func moduleBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import HighWaterDaemon
+
+@Test func moduleBuilds() {}

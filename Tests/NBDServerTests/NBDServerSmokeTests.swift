@@ -1,0 +1,4 @@
+import Testing
+@testable import NBDServer
+
+@Test func moduleBuilds() {}

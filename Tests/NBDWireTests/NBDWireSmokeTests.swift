@@ -1,0 +1,4 @@
+import Testing
+@testable import NBDWire
+
+@Test func moduleBuilds() {}

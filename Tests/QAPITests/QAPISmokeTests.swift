@@ -1,0 +1,4 @@
+import Testing
+@testable import QAPI
+
+@Test func moduleBuilds() {}

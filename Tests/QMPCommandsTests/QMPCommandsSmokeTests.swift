@@ -1,0 +1,4 @@
+import Testing
+@testable import QMPCommands
+
+@Test func moduleBuilds() {}

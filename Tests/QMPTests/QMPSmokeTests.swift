@@ -1,0 +1,4 @@
+import Testing
+@testable import QMP
+
+@Test func moduleBuilds() {}
