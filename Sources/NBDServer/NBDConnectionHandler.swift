@@ -1,0 +1,274 @@
+import Logging
+import NBDWire
+import NIOCore
+
+/// Serves one NBD client: decodes its bytes, drives `NBDConnectionStateMachine`, runs the
+/// requests on the server's `BlockIOExecutor` and writes the replies, in whatever order the
+/// I/O completes.
+///
+/// Flushing: replies written while a read burst is being processed are flushed once in
+/// `channelReadComplete`; replies completed on I/O threads are drained in batches (one
+/// event-loop hop, one flush per batch).
+public final class NBDConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let server: NBDServer
+    private var logger: Logger
+    private var decoder = NBDServerDecoder()
+    private var stateMachine: NBDConnectionStateMachine
+    private var context: ChannelHandlerContext?
+    private var token: NBDConnectionToken?
+    /// The export this connection is attached to in the registry.
+    private var attachedExport: NBDExport?
+    private let completions = NBDCompletionQueue()
+    private var drainedReplies: [ByteBuffer] = []
+
+    private var requestsInFlight = 0
+    private var greetingSent = false
+    /// Inside `channelRead`…`channelReadComplete`: flushing waits for the end of the burst.
+    /// `write` never flushes; whoever ends a batch does.
+    private var inReadBurst = false
+    private var decoding = false
+    private var needsFlush = false
+    /// A `read()` from the pipeline held back while the connection is saturated.
+    private var readHeld = false
+    /// DISC received: close once the requests in flight have been answered.
+    private var disconnectRequested = false
+    private var closing = false
+
+    init(server: NBDServer, logger: Logger) {
+        self.server = server
+        self.logger = logger
+        self.stateMachine = NBDConnectionStateMachine(registry: server.registry)
+    }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let token = NBDConnectionToken(channel: context.channel)
+        self.token = token
+        guard server.connectionOpened(token) else {
+            logger.info("NBD connection refused: max-connections reached")
+            self.token = nil
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        if context.channel.isActive { sendGreeting(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        detachFromExport()
+        if let token { server.connectionClosed(token) }
+        token = nil
+        self.context = nil
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        sendGreeting(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        stateMachine.closing()
+        detachFromExport()
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        close(reason: "\(error)")
+    }
+
+    private func sendGreeting(context: ChannelHandlerContext) {
+        guard !greetingSent, !closing else { return }
+        greetingSent = true
+        context.writeAndFlush(wrapOutboundOut(stateMachine.greeting()), promise: nil)
+    }
+
+    private func detachFromExport() {
+        if let export = attachedExport, let token {
+            server.registry.detach(token, from: export)
+        }
+        attachedExport = nil
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        inReadBurst = true
+        decoder.append(unwrapInboundIn(data))
+        decodeBufferedMessages()
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    /// Handles every complete message received, as long as the connection is not saturated.
+    private func decodeBufferedMessages() {
+        guard !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        while !closing && !disconnectRequested && requestsInFlight < server.maximumRequestsInFlight {
+            let message: NBDClientMessage?
+            do {
+                message = try decoder.next()
+            } catch {
+                close(reason: error.description)
+                return
+            }
+            guard let message else { return }
+            handle(message)
+        }
+    }
+
+    private func handle(_ message: NBDClientMessage) {
+        switch message {
+        case .request(let request, let payload):
+            switch stateMachine.requestReceived(request) {
+            case .execute(let session):
+                submit(request, payload: payload, session: session)
+            case .reply(let reply):
+                write(reply)
+            case .disconnect:
+                disconnectRequested = true
+                closeIfDrained()
+            case .ignore:
+                break
+            }
+
+        case .option(let option, let data):
+            switch stateMachine.optionReceived(option, data: data) {
+            case .reply(let reply):
+                write(reply)
+            case .replyAndClose(let reply):
+                write(reply)
+                close(reason: nil)
+            case .startTransmission(let reply, let session):
+                write(reply)
+                decoder.phase = .transmission
+                guard let token, server.registry.attach(token, to: session.export) else {
+                    close(reason: "export '\(session.export.name)' was removed during negotiation")
+                    return
+                }
+                attachedExport = session.export
+                logger.debug("NBD client connected", metadata: ["export": "\(session.export.name)"])
+            case .close(let reason):
+                close(reason: "option negotiation failed: \(reason)")
+            }
+
+        case .clientFlags(let flags):
+            if let reason = stateMachine.clientFlagsReceived(flags) {
+                close(reason: "option negotiation failed: \(reason)")
+            } else {
+                decoder.phase = .options
+            }
+        }
+    }
+
+    // MARK: Requests
+
+    private func submit(_ request: NBDRequest, payload: ByteBuffer?, session: NBDTransmissionSession) {
+        guard let context else { return }
+        requestsInFlight += 1
+        let eventLoop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let completions = self.completions
+        server.executor.execute {
+            let reply = session.perform(request, payload: payload)
+            if eventLoop.inEventLoop {
+                // Inline execution: no hop, and the read burst's flush covers the reply.
+                handler.value.requestCompleted(reply)
+            } else if completions.append(reply) {
+                eventLoop.execute { handler.value.drainCompletions() }
+            }
+        }
+    }
+
+    private func requestCompleted(_ reply: ByteBuffer) {
+        requestsInFlight -= 1
+        write(reply)
+        if !decoding { afterCompletions() }
+    }
+
+    private func drainCompletions() {
+        completions.takeAll(into: &drainedReplies)
+        requestsInFlight -= drainedReplies.count
+        for reply in drainedReplies { write(reply) }
+        drainedReplies.removeAll(keepingCapacity: true)
+        afterCompletions()
+    }
+
+    /// Room was made: answer DISC if it was the last request, go on decoding what the
+    /// saturation held back, and reading.
+    private func afterCompletions() {
+        if disconnectRequested {
+            flushIfNeeded()
+            closeIfDrained()
+            return
+        }
+        decodeBufferedMessages()
+        if !inReadBurst { flushIfNeeded() }
+        resumeReadingIfPossible()
+    }
+
+    private func closeIfDrained() {
+        if requestsInFlight == 0 { close(reason: nil) }
+    }
+
+    // MARK: Outbound
+
+    private func write(_ reply: ByteBuffer) {
+        guard let context, !closing else { return }
+        context.write(wrapOutboundOut(reply), promise: nil)
+        needsFlush = true
+    }
+
+    private func flushIfNeeded() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if isSaturated {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeReadingIfPossible()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Too many requests running, or the peer does not read its replies: stop reading.
+    private var isSaturated: Bool {
+        requestsInFlight >= server.maximumRequestsInFlight || !(context?.channel.isWritable ?? true)
+    }
+
+    private func resumeReadingIfPossible() {
+        guard readHeld, !isSaturated, !closing, let context else { return }
+        readHeld = false
+        context.read()
+    }
+
+    /// Closes the connection after flushing what was written; `reason` is logged for
+    /// abnormal ends.
+    private func close(reason: String?) {
+        guard !closing, let context else { return }
+        if let reason { logger.info("Disconnect NBD client, due to: \(reason)") }
+        flushIfNeeded()
+        closing = true
+        stateMachine.closing()
+        context.close(promise: nil)
+    }
+}

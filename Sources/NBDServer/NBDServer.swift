@@ -1,0 +1,78 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// The NBD server: its exports, its connections, and the handler serving each connection.
+/// The daemon owns the listening sockets; for each accepted channel it calls
+/// `configure(channel:)` (or adds `makeConnectionHandler()` itself).
+///
+/// I/O policy: every request's block I/O is handed to `executor` as one work item. The
+/// daemon chooses the trade-off there: a thread pool keeps slow storage from stalling the
+/// event loops (QEMU's aio=threads), an inline executor saves the hand-off when the storage
+/// is memory-fast. Completions are batched back to the event loop (one hop and one flush per
+/// burst), and each connection keeps at most `maximumRequestsInFlight` requests running; it
+/// stops reading from the socket beyond that, or while the peer does not read its replies.
+public final class NBDServer: Sendable {
+    public let registry: NBDExportRegistry
+    /// 0 means unlimited (`nbd-server-start max-connections`).
+    public let maximumConnections: Int
+    let executor: any BlockIOExecutor
+    let maximumRequestsInFlight: Int
+    let logger: Logger
+    private let connections = Mutex<[ObjectIdentifier: NBDConnectionToken]>([:])
+    private let nextConnectionNumber = Atomic<UInt64>(1)
+
+    public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
+                maximumRequestsInFlight: Int = 64, logger: Logger) {
+        self.registry = registry
+        self.executor = executor
+        self.maximumConnections = maximumConnections
+        self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
+        self.logger = logger
+    }
+
+    /// Connections open right now (negotiating or transmitting).
+    public var connectionCount: Int {
+        connections.withLock { $0.count }
+    }
+
+    /// False once `max-connections` clients are connected: the daemon should stop accepting
+    /// (QEMU stops listening) until one leaves. A connection added anyway is closed at once.
+    public var canAcceptConnection: Bool {
+        maximumConnections == 0 || connectionCount < maximumConnections
+    }
+
+    /// A handler serving one client connection; add it as the only handler of the channel.
+    public func makeConnectionHandler() -> NBDConnectionHandler {
+        var logger = logger
+        logger[metadataKey: "nbd-connection"] = "\(nextConnectionNumber.wrappingAdd(1, ordering: .relaxed).oldValue)"
+        return NBDConnectionHandler(server: self, logger: logger)
+    }
+
+    /// Adds the connection handler to a freshly accepted channel.
+    public func configure(channel: any Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(self.makeConnectionHandler())
+        }
+    }
+
+    /// Closes every connection, negotiating or not (`nbd-server-stop`, with
+    /// `registry.removeAll()`).
+    public func closeAllConnections() {
+        let all = connections.withLock { Array($0.values) }
+        for connection in all { connection.close() }
+    }
+
+    /// Counts a new connection; false when over the limit.
+    func connectionOpened(_ token: NBDConnectionToken) -> Bool {
+        connections.withLock { connections in
+            guard maximumConnections == 0 || connections.count < maximumConnections else { return false }
+            connections[ObjectIdentifier(token)] = token
+            return true
+        }
+    }
+
+    func connectionClosed(_ token: NBDConnectionToken) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(token)) }
+    }
+}

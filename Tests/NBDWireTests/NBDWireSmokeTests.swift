@@ -1,4 +1,0 @@
-import Testing
-@testable import NBDWire
-
-@Test func moduleBuilds() {}
