@@ -1,0 +1,233 @@
+import BlockCore
+import JSON
+import Logging
+import NBDServer
+import NIOCore
+import NIOPosix
+import QAPI
+import QMP
+import QMPCommands
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything a running daemon owns, wired together: the composition root.
+final class DaemonRuntime: Sendable {
+    let logger: Logger
+    let eventLoops: MultiThreadedEventLoopGroup
+    let ioExecutor: ThreadPoolBlockIOExecutor
+    let runner = CommandRunner()
+    let hub: MonitorHub
+    let graph = BlockGraph()
+    let exports: NBDExportRegistry
+    let nbd: NBDListener
+    let commands: HighWaterCommands
+
+    private struct Startup {
+        var chardevs: [String: ChardevOptions] = [:]
+        var chardevsInUse: Set<String> = []
+        var objects: Set<String> = []
+    }
+
+    private let startup = Mutex(Startup())
+    private let listeners = Mutex<[(channel: any Channel, unixPath: String?)]>([])
+    private let pidFile = Mutex<PIDFile?>(nil)
+    private let isShutDown = Atomic<Bool>(false)
+    /// What `quit` triggers once the exports are gone.
+    let quitTrigger = ShutdownTrigger()
+
+    init(logger: Logger) {
+        self.logger = logger
+        eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        ioExecutor = ThreadPoolBlockIOExecutor(threads: max(4, System.coreCount * 2))
+        hub = MonitorHub(logger: logger)
+        let deletedExports = ExportDeletionForwarder()
+        exports = NBDExportRegistry(onExportDeleted: { deletedExports.forward($0) })
+        nbd = NBDListener(group: eventLoops, registry: exports, executor: ioExecutor, logger: logger)
+        let quitTrigger = self.quitTrigger
+        commands = HighWaterCommands(context: .init(
+            graph: graph, exports: exports, nbd: nbd, events: hub, requestShutdown: { quitTrigger.fire() }))
+        deletedExports.target = commands
+    }
+
+    /// Runs `work` on the command thread and waits for it: startup runs there too, so that a
+    /// client connecting early queues behind it.
+    func runOnCommandThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            runner.submit { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    func runOnCommandThread(_ work: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { continuation in
+            runner.submit { work(); continuation.resume() }
+        }
+    }
+
+    // MARK: Command line
+
+    /// Executes the options in order; the first error ends startup.
+    func process(_ options: [QSDOption]) throws {
+        for option in options {
+            do {
+                try process(option)
+            } catch {
+                throw DaemonStartupError("\(option.spelling) \(option.argument ?? ""): \(error)")
+            }
+        }
+        if let path = options.last(where: { $0.kind == .pidfile })?.argument {
+            let file = try PIDFile(path: path)
+            pidFile.withLock { $0 = file }
+        }
+    }
+
+    private func process(_ option: QSDOption) throws {
+        switch option.kind {
+        case .blockdev:
+            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: "driver")
+            try commands.addBlockdev(arguments: object, mode: mode)
+        case .export:
+            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: "type")
+            try commands.addExport(arguments: object, mode: mode)
+        case .nbdServer:
+            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: nil)
+            try commands.startNBDServer(flatArguments: object, mode: mode)
+        case .chardev:
+            let chardev = try ChardevOptions.parse(option.argument ?? "")
+            try startup.withLock { (startup: inout Startup) throws in
+                guard startup.chardevs[chardev.id] == nil else {
+                    throw DaemonStartupError("attempt to add duplicate property '\(chardev.id)' to object (type 'container')")
+                }
+                startup.chardevs[chardev.id] = chardev
+            }
+        case .monitor:
+            let monitor = try MonitorOptions.parse(option.argument ?? "")
+            let chardev = try startup.withLock { (startup: inout Startup) throws -> ChardevOptions in
+                guard let chardev = startup.chardevs[monitor.chardev] else {
+                    throw DaemonStartupError("chardev \"\(monitor.chardev)\" not found")
+                }
+                guard startup.chardevsInUse.insert(monitor.chardev).inserted else {
+                    throw DaemonStartupError("Device '\(monitor.chardev)' is in use")
+                }
+                return chardev
+            }
+            try openMonitor(on: chardev, pretty: monitor.pretty)
+        case .object:
+            try addObject(option.argument ?? "")
+        case .pidfile, .help, .version:
+            break
+        case .daemonize:
+            throw DaemonStartupError("--daemonize is not supported; run the daemon under a service manager")
+        case .trace:
+            logger.warning("tracing is not supported; ignoring -T \(option.argument ?? "")")
+        }
+    }
+
+    /// `--blockdev` and friends take keyval syntax, or JSON when the argument starts with `{`.
+    static func parseOptionArgument(_ argument: String, impliedKey: String?) throws -> (JSONObject, QAPIInputMode) {
+        if argument.hasPrefix("{") {
+            var parser = JSONStreamParser()
+            parser.append(bytes: argument.utf8)
+            parser.finish()
+            switch parser.next() {
+            case .value(.object(let object)): return (object, .json)
+            case .value: throw DaemonStartupError("Invalid parameter type, expected: object")
+            case .error(let message): throw DaemonStartupError(message)
+            case nil: throw DaemonStartupError("JSON parse error, premature EOI")
+            }
+        }
+        if argument == "help" { throw DaemonStartupError("Help is not available for this option") }
+        return (try KeyvalParser.parse(argument, impliedKey: impliedKey), .keyval)
+    }
+
+    /// `--object`: only `iothread` is accepted (our I/O runs on a thread pool anyway).
+    private func addObject(_ argument: String) throws {
+        let object = try KeyvalParser.parse(argument, impliedKey: "qom-type")
+        var reader = QAPIObjectReader(object, mode: .keyval)
+        let type = try reader.required("qom-type", as: String.self)
+        let id = try reader.required("id", as: String.self)
+        guard type == "iothread" else {
+            throw DaemonStartupError("Object type '\(type)' is not supported by HighWater")
+        }
+        for member in object.keys where member != "qom-type" && member != "id" { _ = reader.optionalInput(member) }
+        try startup.withLock { (startup: inout Startup) throws in
+            guard startup.objects.insert(id).inserted else {
+                throw DaemonStartupError("attempt to add duplicate property '\(id)' to object (type 'container')")
+            }
+        }
+    }
+
+    // MARK: Monitors
+
+    private func openMonitor(on chardev: ChardevOptions, pretty: Bool) throws {
+        let hub = self.hub, commands = self.commands, runner = self.runner
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(QMPMonitorHandler(
+                    version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty))
+            }
+        }
+        switch chardev.backend {
+        case .socket(let address, _):
+            let listenAddress: ListenAddress = switch address {
+            case .unix(let path): .unix(path: path)
+            case .inet(let host, let port): .inet(host: host, port: port)
+            }
+            let channel = try SocketListener.bind(listenAddress, group: eventLoops, childInitializer: initializer)
+            listeners.withLock { $0.append((channel, { if case .unix(let path) = listenAddress { path } else { nil } }())) }
+        case .stdio:
+            let channel = try NIOPipeBootstrap(group: eventLoops)
+                .channelInitializer(initializer)
+                .takingOwnershipOfDescriptors(input: dup(0), output: dup(1))
+                .wait()
+            listeners.withLock { $0.append((channel, nil)) }
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// QEMU's order: exports deleted (their events reach the monitors), NBD server stopped,
+    /// monitors closed, QMP socket files and the PID file removed.
+    func shutdown() async {
+        guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
+        await runOnCommandThread { [self] in
+            exports.removeAll()
+            nbd.stop()
+        }
+        let channels = listeners.withLock { $0 }
+        for (channel, _) in channels { try? await channel.close() }
+        for future in hub.closeAll() { try? await future.get() }
+        for case (_, let path?) in channels { unlink(path) }
+        graph.removeAll()
+        pidFile.withLock { $0?.remove() }
+        await runner.shutdown()
+        await ioExecutor.shutdown()
+        try? await eventLoops.shutdownGracefully()
+    }
+}
+
+/// Breaks the construction cycle between the export registry and the commands that react
+/// to deleted exports.
+private final class ExportDeletionForwarder: Sendable {
+    private let box = Mutex<HighWaterCommands?>(nil)
+    var target: HighWaterCommands? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+    func forward(_ export: NBDExport) { target?.exportDeleted(export) }
+}
+
+/// Fires a shutdown handler installed later (the service group's), from any thread.
+final class ShutdownTrigger: Sendable {
+    private let handler = Mutex<(@Sendable () -> Void)?>(nil)
+
+    func install(_ body: @escaping @Sendable () -> Void) {
+        handler.withLock { $0 = body }
+    }
+
+    func fire() {
+        handler.withLock { $0 }?()
+    }
+}

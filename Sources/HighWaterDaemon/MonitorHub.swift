@@ -1,0 +1,55 @@
+import JSON
+import Logging
+import NIOCore
+import QMP
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every QMP connection of the daemon, so that events reach all monitors in command mode.
+///
+/// Events raised on the main loop (by a command) are written at once, so that they precede
+/// the reply of the command that caused them, as in QEMU; events raised on I/O threads hop
+/// to each connection's loop.
+final class MonitorHub: Sendable {
+    private let connections = Mutex<[ObjectIdentifier: QMPMonitorHandler.Connection]>([:])
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func register(_ connection: QMPMonitorHandler.Connection) {
+        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+    }
+
+    func unregister(_ connection: QMPMonitorHandler.Connection) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    /// Sends an event to every monitor in command mode and logs it.
+    func emit(_ name: String, data: JSONObject?) {
+        let timestamp = Self.wallClock()
+        if let data {
+            logger.info("event \(name) \(String(decoding: JSONValue.object(data).serialized(), as: UTF8.self))")
+        } else {
+            logger.info("event \(name)")
+        }
+        for connection in connections.withLock({ Array($0.values) }) {
+            connection.deliverEvent(name: name, data: data, timestamp: timestamp)
+        }
+    }
+
+    /// Closes every monitor connection (after pending writes).
+    func closeAll() -> [EventLoopFuture<Void>] {
+        connections.withLock { Array($0.values) }.map { $0.close() }
+    }
+
+    static func wallClock() -> (seconds: Int64, microseconds: Int64) {
+        var tv = timeval()
+        gettimeofday(&tv, nil)
+        return (Int64(tv.tv_sec), Int64(tv.tv_usec))
+    }
+}

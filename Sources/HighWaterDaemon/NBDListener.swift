@@ -1,0 +1,47 @@
+import BlockCore
+import Logging
+import NBDServer
+import NIOCore
+import NIOPosix
+import QAPI
+import QMPCommands
+import Synchronization
+
+/// The NBD server's listening socket (`--nbd-server`, `nbd-server-start`/`-stop`).
+final class NBDListener: NBDServerControl {
+    private struct Running {
+        let server: NBDServer
+        let channel: any Channel
+    }
+
+    private let group: any EventLoopGroup
+    private let registry: NBDExportRegistry
+    private let executor: any BlockIOExecutor
+    private let logger: Logger
+    private let running = Mutex<Running?>(nil)
+
+    init(group: any EventLoopGroup, registry: NBDExportRegistry, executor: any BlockIOExecutor, logger: Logger) {
+        self.group = group
+        self.registry = registry
+        self.executor = executor
+        self.logger = logger
+    }
+
+    var server: NBDServer? { running.withLock { $0?.server } }
+
+    func start(_ options: NBDServerOptions) throws {
+        let server = NBDServer(
+            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections ?? 0), logger: logger)
+        let channel = try SocketListener.bind(ListenAddress(options.address), group: group) { channel in
+            server.configure(channel: channel)
+        }
+        running.withLock { $0 = Running(server: server, channel: channel) }
+        logger.info("NBD server listening on \(ListenAddress(options.address))")
+    }
+
+    func stop() {
+        guard let stopped = running.withLock({ running in defer { running = nil }; return running }) else { return }
+        stopped.channel.close(promise: nil)
+        stopped.server.closeAllConnections()
+    }
+}

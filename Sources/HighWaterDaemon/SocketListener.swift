@@ -1,0 +1,49 @@
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a listener binds: a UNIX socket path or a TCP host and port.
+enum ListenAddress: Sendable, CustomStringConvertible {
+    case unix(path: String)
+    case inet(host: String, port: Int)
+
+    var description: String {
+        switch self {
+        case .unix(let path): path
+        case .inet(let host, let port): "\(host):\(port)"
+        }
+    }
+}
+
+/// Listening sockets for monitors and the NBD server. A stale UNIX socket file is replaced,
+/// as QEMU does; errors carry QEMU's texts.
+enum SocketListener {
+    static func bind(
+        _ address: ListenAddress, group: any EventLoopGroup,
+        childInitializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) throws -> any Channel {
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 128)
+            .childChannelInitializer(childInitializer)
+        if case .inet = address {
+            bootstrap = bootstrap
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        }
+        do {
+            switch address {
+            case .unix(let path):
+                return try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            case .inet(let host, let port):
+                return try bootstrap.bind(host: host, port: port).wait()
+            }
+        } catch let error as IOError {
+            throw DaemonStartupError("Failed to bind socket to \(address): \(String(cString: strerror(error.errnoCode)))")
+        } catch {
+            throw DaemonStartupError("Failed to bind socket to \(address): \(error)")
+        }
+    }
+}

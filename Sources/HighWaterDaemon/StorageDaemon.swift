@@ -1,0 +1,118 @@
+import BlockCore
+import JSON
+import Logging
+import NBDServer
+import NIOCore
+import NIOPosix
+import QAPI
+import QMP
+import QMPCommands
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `highwater daemon`: qemu-storage-daemon's command line, processed the way it does —
+/// strictly left to right, each option executed at once, the first error fatal (one line on
+/// stderr, exit status 1) — then serving until `quit` or SIGINT/SIGTERM/SIGHUP (exit 0).
+public enum StorageDaemon {
+    /// The name error lines start with, as QEMU uses its program name.
+    static let programName = "highwater"
+
+    /// Runs the daemon; returns the process exit status.
+    /// - Parameter onReady: called on the command thread once startup is complete, with the
+    ///   command executor (the built-in server arms its threshold there).
+    public static func main(
+        arguments: [String], logLevel: Logger.Level = .notice,
+        onReady: (@Sendable (HighWaterCommands) -> Void)? = nil
+    ) async -> Int32 {
+        let options: [QSDOption]
+        do {
+            options = try QSDCommandLine.parse(arguments)
+        } catch {
+            printError("\(programName): \(error)")
+            return 1
+        }
+        if options.contains(where: { $0.kind == .help }) {
+            print(helpText)
+            return 0
+        }
+        if options.contains(where: { $0.kind == .version }) {
+            print("highwater daemon version 0.1 (qemu-storage-daemon 7.2 command line)")
+            return 0
+        }
+
+        var logger = Logger(label: "highwater")
+        logger.logLevel = logLevel
+        let runtime = DaemonRuntime(logger: logger)
+        do {
+            try await runtime.runOnCommandThread { try runtime.process(options) }
+        } catch {
+            printError("\(programName): \(error)")
+            await runtime.shutdown()
+            return 1
+        }
+        if let onReady {
+            await runtime.runOnCommandThread { onReady(runtime.commands) }
+        }
+
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: DaemonService(runtime: runtime))],
+            gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
+            logger: logger))
+        runtime.quitTrigger.install { Task { await group.triggerGracefulShutdown() } }
+        do {
+            try await group.run()
+        } catch {
+            logger.error("daemon stopped: \(error)")
+        }
+        return 0
+    }
+
+    static func printError(_ line: String) {
+        var text = line
+        text.append("\n")
+        _ = text.withCString { fputs($0, stderr) }
+    }
+
+    static let helpText = """
+        Usage: highwater daemon [options]
+        HighWater storage daemon, with qemu-storage-daemon's command line
+
+          -h, --help                display this help and exit
+          -V, --version             output version information and exit
+
+          --blockdev [driver=]<driver>[,node-name=<N>][,discard=ignore|unmap]
+                     [,cache.direct=on|off][,cache.no-flush=on|off]
+                     [,read-only=on|off][,<driver options>]
+                                    configure a block backend node (drivers: file,
+                                    host_device, raw, null-co, null-aio); or JSON
+          --chardev socket,id=<id>,path=<path>[,server=on,wait=off]
+          --chardev socket,id=<id>,host=<host>,port=<port>[,server=on,wait=off]
+          --chardev stdio,id=<id>   configure a character device for a monitor
+          --export [type=]nbd,id=<id>,node-name=<node-name>[,name=<export-name>]
+                   [,writable=on|off][,description=<text>]
+                                    export the specified block node over NBD
+          --monitor [chardev=]name[,mode=control][,pretty[=on|off]]
+                                    configure a QMP monitor
+          --nbd-server addr.type=inet,addr.host=<host>,addr.port=<port>
+                       [,max-connections=<n>]
+          --nbd-server addr.type=unix,addr.path=<path>[,max-connections=<n>]
+                                    start an NBD server for exporting block nodes
+          --object iothread,id=<id> accepted for compatibility (I/O runs on a thread pool)
+          --pidfile <path>          write process ID to a file after startup
+        """
+}
+
+/// The one long-running service: waits for graceful shutdown (a signal or `quit`), then
+/// tears the daemon down in QEMU's order.
+struct DaemonService: Service {
+    let runtime: DaemonRuntime
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await runtime.shutdown()
+    }
+}

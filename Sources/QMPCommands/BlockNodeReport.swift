@@ -1,0 +1,118 @@
+import BlockCore
+import JSON
+
+/// How the block layer's nodes look on QMP: `query-named-block-nodes` (`BlockDeviceInfo`)
+/// and `query-blockstats` (`BlockStats`). Members come in the order qemu-storage-daemon
+/// prints them, which makes side-by-side reading of the two daemons easy.
+enum BlockNodeReport {
+    /// One `BlockDeviceInfo`.
+    static func deviceInfo(_ node: BlockNode) -> JSONValue {
+        let driver = node.driver
+        let filename = self.filename(of: node)
+        var image: JSONObject = [
+            "virtual-size": .unsigned(node.size),
+            "filename": .string(filename),
+            "format": .string(driver.driverName),
+        ]
+        if let actual = driver.allocatedSize() { image["actual-size"] = .unsigned(actual) }
+        if driver.reportsDirtyFlag { image["dirty-flag"] = false }
+        let options = node.options
+        return [
+            "iops_rd": 0,
+            "detect_zeroes": .string(options.detectZeroes.rawValue),
+            "image": .object(image),
+            "iops_wr": 0,
+            "ro": .bool(options.readOnly),
+            "node-name": .string(node.name),
+            "backing_file_depth": 0,
+            "drv": .string(driver.driverName),
+            "iops": 0,
+            "bps_wr": 0,
+            "write_threshold": .threshold(node.writeThreshold),
+            "encrypted": false,
+            "bps": 0,
+            "bps_rd": 0,
+            "cache": ["no-flush": .bool(options.cacheNoFlush), "direct": .bool(options.cacheDirect), "writeback": true],
+            "file": .string(filename),
+        ]
+    }
+
+    /// One `BlockStats` in node mode: the node's counters, and its `file` child's as `parent`
+    /// (QEMU's misnomer), recursively.
+    static func statistics(_ node: BlockNode) -> JSONValue {
+        var entry: JSONObject = [:]
+        if let file = node.driver.children.first(where: { $0.role == "file" })?.node {
+            entry["parent"] = statistics(file)
+        }
+        entry["stats"] = stats(node.statistics.snapshot())
+        entry["node-name"] = .string(node.name)
+        if let specific = node.driver.specificStatistics {
+            entry["driver-specific"] = [
+                "discard-bytes-ok": .unsigned(specific.discardBytesSucceeded),
+                "discard-nb-ok": .unsigned(specific.discardOperationsSucceeded),
+                "driver": .string(specific.driver),
+                "discard-nb-failed": .unsigned(specific.discardOperationsFailed),
+            ]
+        }
+        return .object(entry)
+    }
+
+    private static func stats(_ s: BlockStatisticsSnapshot) -> JSONValue {
+        var stats: JSONObject = [
+            "unmap_operations": .unsigned(s.unmap.operations),
+            "unmap_merged": 0,
+            "flush_total_time_ns": .unsigned(s.flush.totalTimeNs),
+            "wr_highest_offset": .unsigned(s.writeHighestOffset),
+            "wr_total_time_ns": .unsigned(s.write.totalTimeNs),
+            "failed_wr_operations": .unsigned(s.write.failed),
+            "failed_rd_operations": .unsigned(s.read.failed),
+            "wr_merged": 0,
+            "wr_bytes": .unsigned(s.write.bytes),
+            "timed_stats": [],
+            "failed_unmap_operations": .unsigned(s.unmap.failed),
+            "failed_flush_operations": .unsigned(s.flush.failed),
+            "account_invalid": false,
+            "rd_total_time_ns": .unsigned(s.read.totalTimeNs),
+            "invalid_unmap_operations": .unsigned(s.unmap.invalid),
+            "flush_operations": .unsigned(s.flush.operations),
+            "wr_operations": .unsigned(s.write.operations),
+            "unmap_bytes": .unsigned(s.unmap.bytes),
+            "rd_merged": 0,
+            "rd_bytes": .unsigned(s.read.bytes),
+            "unmap_total_time_ns": .unsigned(s.unmap.totalTimeNs),
+            "invalid_flush_operations": .unsigned(s.flush.invalid),
+            "account_failed": false,
+            "rd_operations": .unsigned(s.read.operations),
+            "invalid_wr_operations": .unsigned(s.write.invalid),
+            "invalid_rd_operations": .unsigned(s.read.invalid),
+        ]
+        if let idle = s.idleTimeNs { stats["idle_time_ns"] = .unsigned(idle) }
+        return .object(stats)
+    }
+
+    /// The node's filename, or `json:{...}` of its options when no filename describes it.
+    static func filename(of node: BlockNode) -> String {
+        if let exact = node.driver.exactFilename { return exact }
+        return "json:" + String(decoding: JSONValue(node.driver.optionsDescription).serialized(), as: UTF8.self)
+    }
+}
+
+extension JSONValue {
+    /// A write threshold as QEMU prints it: a uint64 member, which QEMU's output visitor
+    /// prints as a signed number (2^64-1 reads back as -1).
+    static func threshold(_ value: UInt64) -> JSONValue { .int(Int64(bitPattern: value)) }
+
+    init(_ options: BlockOptionObject) {
+        self = .object(JSONObject(options.members.map { (key: $0.key, value: JSONValue($0.value)) }))
+    }
+
+    init(_ value: BlockOptionValue) {
+        switch value {
+        case .string(let s): self = .string(s)
+        case .integer(let i): self = .int(i)
+        case .unsigned(let u): self = .unsigned(u)
+        case .boolean(let b): self = .bool(b)
+        case .object(let o): self = JSONValue(o)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import BlockCore
+import BlockDrivers
+import QAPI
+
+/// QAPI `BlockdevOptions`: what `blockdev-add` and `--blockdev` describe, decoded in full
+/// (with QEMU's member order and error texts) before anything is opened.
+struct BlockdevOptions: QAPIStruct {
+    /// Every driver name QEMU's schema knows, so that unknown names get QEMU's enum error and
+    /// known-but-unsupported ones a clear "not supported" error.
+    static let schemaDrivers = [
+        "blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress",
+        "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster",
+        "host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co",
+        "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication",
+        "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat",
+    ]
+
+    enum Specific {
+        case file(FileOptions)
+        case hostDevice(FileOptions)
+        case raw(RawOptions, file: BlockdevRef)
+        case null(NullOptions, NullDriver.Variant)
+    }
+
+    var driver: String
+    var nodeName: String?
+    var discard: BlockNodeOptions.DiscardMode
+    var cacheDirect: Bool
+    var cacheNoFlush: Bool
+    var readOnly: Bool
+    var detectZeroes: BlockNodeOptions.DetectZeroes
+    var specific: Specific
+
+    init(members: inout QAPIObjectReader) throws(QAPIError) {
+        driver = try members.requiredEnum("driver", values: Self.schemaDrivers)
+        nodeName = try members.optional("node-name")
+        discard = try members.optional("discard", default: .ignore)
+        if let cacheInput = members.optionalInput("cache") {
+            var cache = try cacheInput.object()
+            cacheDirect = try cache.optional("direct", default: false)
+            cacheNoFlush = try cache.optional("no-flush", default: false)
+            try cache.finish()
+        } else {
+            cacheDirect = false
+            cacheNoFlush = false
+        }
+        readOnly = try members.optional("read-only", default: false)
+        _ = try members.optional("auto-read-only", as: Bool.self)
+        _ = try members.optional("force-share", as: Bool.self)
+        detectZeroes = try members.optional("detect-zeroes", default: .off)
+
+        switch driver {
+        case "file", "host_device":
+            let filename: String = try members.required("filename")
+            _ = try members.optional("pr-manager", as: String.self)
+            let locking = try members.optional("locking", default: .auto)
+            let aio = try members.optional("aio", default: .threads)
+            _ = try members.optional("aio-max-batch", as: Int64.self)
+            _ = try members.optional("drop-cache", as: Bool.self)
+            _ = try members.optional("x-check-cache-dropped", as: Bool.self)
+            let options = FileOptions(filename: filename, aio: aio, locking: locking)
+            specific = driver == "file" ? .file(options) : .hostDevice(options)
+        case "raw":
+            let file = try members.required("file", as: BlockdevRef.self)
+            let offset = try members.optional("offset", as: Int64.self)
+            let size = try members.optional("size", as: Int64.self)
+            specific = .raw(RawOptions(offset: offset, size: size), file: file)
+        case "null-co", "null-aio":
+            let size = try members.optional("size", as: Int64.self)
+            let latency = try members.optional("latency-ns", as: Int64.self)
+            let readZeroes = try members.optional("read-zeroes", as: Bool.self)
+            specific = .null(
+                NullOptions(size: size, readZeroes: readZeroes, latencyNanoseconds: latency),
+                driver == "null-co" ? .co : .aio)
+        default:
+            throw QAPIError("Driver '\(driver)' is not supported by HighWater")
+        }
+    }
+
+    /// The node options common to every driver.
+    func nodeOptions(name: String, isExplicit: Bool) -> BlockNodeOptions {
+        BlockNodeOptions(
+            nodeName: name, readOnly: readOnly, discard: discard, cacheDirect: cacheDirect,
+            cacheNoFlush: cacheNoFlush, detectZeroes: detectZeroes, isExplicit: isExplicit)
+    }
+}
+
+/// QAPI `BlockdevRef`: an existing node by name, or an inline definition of a new one.
+indirect enum BlockdevRef: QAPIDecodable {
+    case reference(String)
+    case inline(BlockdevOptions)
+
+    init(qapi input: QAPIInput) throws(QAPIError) {
+        switch input.value {
+        case .string(let name): self = .reference(name)
+        case .object: self = .inline(try BlockdevOptions(qapi: input))
+        default: throw input.invalidAlternate("BlockdevRef")
+        }
+    }
+}
+
+// The enums of `BlockdevOptions` are the block layer's own, spelled as QEMU spells them.
+extension BlockNodeOptions.DiscardMode: QAPIEnum {
+    public static var allCases: [Self] { [.ignore, .unmap] }
+}
+extension BlockNodeOptions.DetectZeroes: QAPIEnum {
+    public static var allCases: [Self] { [.off, .on, .unmap] }
+}
+extension FileOptions.Locking: QAPIEnum {}
+extension FileOptions.AIO: QAPIEnum {}

@@ -1,0 +1,22 @@
+import BlockCore
+import JSON
+
+/// Turns the block layer's events into QMP events.
+public struct QMPBlockEventSink: BlockEventSink {
+    let events: any QMPEventEmitter
+
+    public init(events: any QMPEventEmitter) {
+        self.events = events
+    }
+
+    public func blockEvent(_ event: BlockEvent) {
+        switch event {
+        case .writeThresholdExceeded(let nodeName, let amountExceeded, let threshold):
+            events.emit("BLOCK_WRITE_THRESHOLD", data: [
+                "node-name": .string(nodeName),
+                "amount-exceeded": .unsigned(amountExceeded),
+                "write-threshold": .unsigned(threshold),
+            ])
+        }
+    }
+}
