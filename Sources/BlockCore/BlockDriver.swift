@@ -30,6 +30,35 @@ public protocol BlockDriver: AnyObject, Sendable {
 
     /// Children in the graph, with the role each plays (`file`, `backing`).
     var children: [(role: String, node: BlockNode)] { get }
+
+    // MARK: Reporting (`query-named-block-nodes`, `query-blockstats`)
+
+    /// The filename that fully describes the node (`/x`, `null-co://`), or nil when only
+    /// its options do (QEMU then shows `json:{...}`).
+    var exactFilename: String? { get }
+    /// The options that matter for what the node shows (QEMU's "strong" options), `driver`
+    /// and children included, in QEMU's order.
+    var optionsDescription: BlockOptionObject { get }
+    /// Bytes allocated on the host (`actual-size`), nil when unknown.
+    func allocatedSize() -> UInt64?
+    /// Whether the driver answers QEMU's get-info, which makes `dirty-flag` appear.
+    var reportsDirtyFlag: Bool { get }
+    /// `driver-specific` statistics (file, host_device).
+    var specificStatistics: BlockDriverSpecificStatistics? { get }
+
+    // MARK: Permissions
+
+    /// The node's users now need `required` and share `shared` (unions and intersections of
+    /// every claim). The `file` driver locks the image accordingly; drivers with children
+    /// pass the change on. Throws when another process's locks conflict.
+    func permissionsChanged(required: BlockPermissions, shared: BlockPermissions) throws(BlockError)
+}
+
+extension BlockDriver {
+    public var children: [(role: String, node: BlockNode)] { [] }
+    public var reportsDirtyFlag: Bool { false }
+    public var specificStatistics: BlockDriverSpecificStatistics? { nil }
+    public func permissionsChanged(required: BlockPermissions, shared: BlockPermissions) throws(BlockError) {}
 }
 
 /// Static properties of a driver that the core uses for validation.
@@ -39,7 +68,8 @@ public struct BlockDriverCapabilities: Sendable, Equatable {
     public var requestAlignment: UInt32
     /// Writes past the end grow the node (regular files); otherwise they fail with ENOSPC.
     public var growable: Bool
-    /// The driver can change its size (`block_resize`).
+    /// The driver implements resizing (`block_resize`); the core refuses it otherwise with
+    /// QEMU's "Image format driver does not support resize".
     public var resizable: Bool
 
     public init(requestAlignment: UInt32 = 1, growable: Bool = false, resizable: Bool = true) {

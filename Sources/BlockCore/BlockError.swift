@@ -13,6 +13,9 @@ public enum BlockError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// A system call failed.
     case system(errno: Int32, operation: String)
+    /// Another user (in this process or, through image locks, another one) does not share
+    /// a needed permission; QEMU's text.
+    case permissionConflict(String)
 
     /// The errno an NBD reply carries for this error.
     public var errno: Int32 {
@@ -23,6 +26,7 @@ public enum BlockError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notSupported: 95     // ENOTSUP
         case .invalidArgument: 22  // EINVAL
         case .system(let errno, _): errno
+        case .permissionConflict: 1   // EPERM
         }
     }
 
@@ -35,6 +39,7 @@ public enum BlockError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notSupported(let what): what
         case .invalidArgument(let text): text
         case .system(let errno, let operation): "\(operation): \(BlockError.strerror(errno))"
+        case .permissionConflict(let text): text
         }
     }
 

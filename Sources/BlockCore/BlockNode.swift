@@ -54,6 +54,7 @@ public final class BlockNode: Sendable {
     private let threshold = Atomic<UInt64>(0)
     private let cachedSize: Atomic<UInt64>
     private let alignment: UInt64
+    private let claims = Mutex(Claims())
 
     public var name: String { options.nodeName }
     public var isReadOnly: Bool { options.readOnly }
@@ -79,11 +80,104 @@ public final class BlockNode: Sendable {
         return size
     }
 
-    /// Resizes the node (`block_resize`).
+    /// Resizes the node (`block_resize`), holding the resize permission meanwhile as QEMU
+    /// does: a user that does not share it (an export) makes this fail.
     public func truncate(to newSize: UInt64) throws(BlockError) {
-        guard !isReadOnly else { throw .readOnly }
+        let token = try claim(.resize)
+        defer { release(token) }
+        guard !isReadOnly else { throw .invalidArgument("Image is read-only") }
+        guard driver.capabilities.resizable else {
+            throw .notSupported("Image format driver does not support resize")
+        }
         try driver.truncate(to: newSize)
         try refreshSize()
+    }
+
+    // MARK: Permissions
+
+    private struct Claims {
+        var nextToken: UInt64 = 0
+        var byToken: [UInt64: BlockPermissionClaim] = [:]
+
+        var combined: (required: BlockPermissions, shared: BlockPermissions) {
+            byToken.values.reduce(into: (BlockPermissions(), BlockPermissions.all)) { result, claim in
+                result.required.formUnion(claim.required)
+                result.shared.formIntersection(claim.shared)
+            }
+        }
+    }
+
+    /// Registers a user's permissions (an export, a parent node). Fails with QEMU's
+    /// "Permission conflict" text when an existing user does not share what the new one
+    /// requires or vice versa, or when another process's image locks conflict.
+    public func claim(_ claim: BlockPermissionClaim) throws(BlockError) -> BlockClaimToken {
+        try claims.withLock { (claims: inout Claims) throws(BlockError) -> BlockClaimToken in
+            let token = claims.nextToken
+            try apply(claim, as: token, to: &claims)
+            claims.nextToken += 1
+            return BlockClaimToken(value: token)
+        }
+    }
+
+    /// Replaces a claim (a parent whose own users changed); on failure the old one stays.
+    public func updateClaim(_ token: BlockClaimToken, to claim: BlockPermissionClaim) throws(BlockError) {
+        try claims.withLock { (claims: inout Claims) throws(BlockError) in
+            try apply(claim, as: token.value, to: &claims)
+        }
+    }
+
+    /// Drops a claim. Releasing only loosens locks, which cannot conflict.
+    public func release(_ token: BlockClaimToken) {
+        claims.withLock { claims in
+            guard claims.byToken.removeValue(forKey: token.value) != nil else { return }
+            let (required, shared) = claims.combined
+            try? driver.permissionsChanged(required: required, shared: shared)
+        }
+    }
+
+    /// The permissions all users together require and share.
+    public var permissions: (required: BlockPermissions, shared: BlockPermissions) {
+        claims.withLock { $0.combined }
+    }
+
+    private func apply(_ claim: BlockPermissionClaim, as token: UInt64, to claims: inout Claims) throws(BlockError) {
+        for (other, existing) in claims.byToken where other != token {
+            if let conflict = Self.conflict(on: name, requiring: claim, against: existing) { throw conflict }
+            if let conflict = Self.conflict(on: name, requiring: existing, against: claim) { throw conflict }
+        }
+        let before = claims.combined
+        let previous = claims.byToken.updateValue(claim, forKey: token)
+        let after = claims.combined
+        guard after != before else { return }
+        do {
+            try driver.permissionsChanged(required: after.required, shared: after.shared)
+        } catch {
+            claims.byToken[token] = previous
+            throw error
+        }
+    }
+
+    private static func conflict(on node: String, requiring a: BlockPermissionClaim, against b: BlockPermissionClaim) -> BlockError? {
+        let denied = a.required.subtracting(b.shared)
+        guard !denied.isEmpty else { return nil }
+        return .permissionConflict(
+            "Permission conflict on node '\(node)': permissions '\(denied.names)' are both required by "
+                + "\(a.holder) (uses node '\(node)' as '\(a.role)' child) and unshared by "
+                + "\(b.holder) (uses node '\(node)' as '\(b.role)' child).")
+    }
+
+    // MARK: Reporting
+
+    /// `file` / `image.filename` of `query-named-block-nodes`.
+    public var filename: BlockNodeFilename {
+        driver.exactFilename.map(BlockNodeFilename.plain) ?? .json(driver.optionsDescription)
+    }
+
+    /// `image` of `query-named-block-nodes` (without the filename).
+    public var imageInfo: BlockImageInfo {
+        BlockImageInfo(
+            format: driver.driverName, virtualSize: (try? refreshSize()) ?? size,
+            actualSize: driver.allocatedSize(), dirtyFlag: driver.reportsDirtyFlag ? false : nil)
     }
 
     // MARK: Write threshold
@@ -135,16 +229,17 @@ public final class BlockNode: Sendable {
     public func write(at offset: UInt64, from buffer: UnsafeRawBufferPointer, flags: WriteFlags = []) throws(BlockError) {
         let length = UInt64(buffer.count)
         let start = statistics.start()
-        defer { statistics.noteWriteEnd(offset &+ length) }
         do {
             try checkWritable()
             try checkRange(offset: offset, length: length, writing: true)
             if isAligned(offset, length) {
                 checkWriteThreshold(end: offset + length)
+                defer { statistics.noteWriteEnd(offset + length) }
                 try driver.write(at: offset, from: buffer, flags: flags)
             } else {
                 let (alignedStart, alignedEnd) = alignedBounds(offset, length)
                 checkWriteThreshold(end: alignedEnd)
+                defer { statistics.noteWriteEnd(alignedEnd) }
                 try withAlignedBounce(offset: offset, length: length) { bounce, delta throws(BlockError) in
                     UnsafeMutableRawBufferPointer(rebasing: bounce[Int(delta)..<Int(delta) + buffer.count]).copyMemory(from: buffer)
                     try driver.write(at: alignedStart, from: UnsafeRawBufferPointer(bounce), flags: flags)
@@ -160,20 +255,23 @@ public final class BlockNode: Sendable {
 
     public func writeZeroes(at offset: UInt64, length: UInt64, flags: WriteFlags = []) throws(BlockError) {
         let start = statistics.start()
-        defer { statistics.noteWriteEnd(offset &+ length) }
-        do {
+        do throws(BlockError) {
             try checkWritable()
             try checkRange(offset: offset, length: length, writing: true)
             var flags = flags
             if options.discard == .ignore { flags.remove(.mayUnmap) }
             if isAligned(offset, length) {
                 checkWriteThreshold(end: offset + length)
+                defer { statistics.noteWriteEnd(offset + length) }
                 try driver.writeZeroes(at: offset, length: length, flags: flags)
             } else {
+                // Read-modify-write of the head and tail is not fast.
+                if flags.contains(.fastZero) { throw BlockError.notSupported("fast zero not possible on unaligned range") }
                 // The aligned middle goes to the driver; the unaligned head and tail are
                 // zeroed by read-modify-write.
                 let end = offset + length
                 checkWriteThreshold(end: alignUp(end))
+                defer { statistics.noteWriteEnd(alignUp(end)) }
                 let headEnd = min(alignUp(offset), end)
                 let tailStart = max(alignDown(end), headEnd)
                 if headEnd > offset { try zeroByRMW(offset: offset, length: headEnd - offset, flags: flags) }
@@ -276,11 +374,12 @@ public final class BlockNode: Sendable {
         let (alignedStart, alignedEnd) = alignedBounds(offset, length)
         let bounce = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(alignedEnd - alignedStart), alignment: 4096)
         defer { bounce.deallocate() }
-        // A growable node may be shorter than the aligned range: what lies past the end reads as zeroes.
-        let readable = min(alignedEnd, max(size, alignedStart)) - alignedStart
+        // A growable node may be shorter than the aligned range: what lies past the end reads
+        // as zeroes. Only aligned-size reads reach the driver, which zero-fills past its EOF.
+        let readableEnd = min(alignedEnd, max(alignUp(size), alignedStart))
         bounce.initializeMemory(as: UInt8.self, repeating: 0)
-        if readable > 0 {
-            try driver.read(at: alignedStart, into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<Int(readable)]))
+        if readableEnd > alignedStart {
+            try driver.read(at: alignedStart, into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<Int(readableEnd - alignedStart)]))
         }
         try body(bounce, offset - alignedStart)
     }
