@@ -51,6 +51,7 @@ let package = Package(
         ]),
         .executableTarget(name: "highwater", dependencies: [
             "HighWaterDaemon",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

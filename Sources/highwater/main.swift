@@ -1,5 +1,10 @@
 import ArgumentParser
 import HighWaterDaemon
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `highwater`: the HighWater storage daemon and its tools.
 struct HighWater: AsyncParsableCommand {
@@ -43,6 +48,7 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
+LoggingSystem.bootstrap(StreamLogHandler.standardError)
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "daemon" {
     exit(await StorageDaemon.main(arguments: Array(arguments.dropFirst())))
