@@ -31,6 +31,10 @@ public protocol BlockDriver: AnyObject, Sendable {
     /// Children in the graph, with the role each plays (`file`, `backing`).
     var children: [(role: String, node: BlockNode)] { get }
 
+    /// A protocol driver reaches storage itself (file, host_device, null-co); the others
+    /// (raw, qcow2) stack on children. Only a protocol child's filename can stand for its parent.
+    var isProtocol: Bool { get }
+
     // MARK: Reporting (`query-named-block-nodes`, `query-blockstats`)
 
     /// The filename that fully describes the node (`/x`, `null-co://`), or nil when only
@@ -56,6 +60,7 @@ public protocol BlockDriver: AnyObject, Sendable {
 
 extension BlockDriver {
     public var children: [(role: String, node: BlockNode)] { [] }
+    public var isProtocol: Bool { children.isEmpty }
     public var reportsDirtyFlag: Bool { false }
     public var specificStatistics: BlockDriverSpecificStatistics? { nil }
     public func permissionsChanged(required: BlockPermissions, shared: BlockPermissions) throws(BlockError) {}

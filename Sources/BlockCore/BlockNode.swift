@@ -245,7 +245,8 @@ public final class BlockNode: Sendable {
                     try driver.write(at: alignedStart, from: UnsafeRawBufferPointer(bounce), flags: flags)
                 }
             }
-            noteGrowth(end: offset + length)
+            // Padding writes whole blocks: a growable node ends where the padded write did.
+            noteGrowth(end: isAligned(offset, length) ? offset + length : alignUp(offset + length))
             statistics.finish(.write, bytes: length, since: start)
         } catch {
             statistics.fail(.write, error: error)
@@ -278,7 +279,7 @@ public final class BlockNode: Sendable {
                 if tailStart > headEnd { try driver.writeZeroes(at: headEnd, length: tailStart - headEnd, flags: flags) }
                 if end > tailStart { try zeroByRMW(offset: tailStart, length: end - tailStart, flags: flags) }
             }
-            noteGrowth(end: offset + length)
+            noteGrowth(end: isAligned(offset, length) ? offset + length : alignUp(offset + length))
             statistics.finish(.write, bytes: length, since: start)
         } catch {
             statistics.fail(.write, error: error)

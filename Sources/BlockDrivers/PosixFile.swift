@@ -59,6 +59,30 @@ final class PosixFile: Sendable {
 
     /// Reads fully; what lies past the end of the file reads as zeroes.
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
+        guard needsBounce(buffer.baseAddress) else { return try readFully(at: offset, into: buffer) }
+        let bounce = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count, alignment: Int(alignment))
+        defer { bounce.deallocate() }
+        try readFully(at: offset, into: bounce)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(bounce))
+    }
+
+    func write(at offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(BlockError) {
+        guard needsBounce(buffer.baseAddress) else { return try writeFully(at: offset, from: buffer) }
+        let bounce = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count, alignment: Int(alignment))
+        defer { bounce.deallocate() }
+        bounce.copyMemory(from: buffer)
+        try writeFully(at: offset, from: UnsafeRawBufferPointer(bounce))
+    }
+
+    /// O_DIRECT also wants the memory aligned; the core only aligns offsets and lengths,
+    /// and callers' buffers (NIO's, arrays) can lie anywhere.
+    @inline(__always)
+    private func needsBounce(_ address: UnsafeRawPointer?) -> Bool {
+        guard isDirect, let address else { return false }
+        return UInt(bitPattern: address) % UInt(alignment) != 0
+    }
+
+    private func readFully(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
         guard let base = buffer.baseAddress else { return }
         var done = 0
         while done < buffer.count {
@@ -77,7 +101,7 @@ final class PosixFile: Sendable {
         }
     }
 
-    func write(at offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(BlockError) {
+    private func writeFully(at offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(BlockError) {
         guard let base = buffer.baseAddress else { return }
         var done = 0
         while done < buffer.count {

@@ -102,9 +102,9 @@ public final class RawDriver: BlockDriver {
     }
 
     /// Without options of its own the node is described by its child's filename, when the
-    /// child has a plain one.
+    /// child is a protocol node with a plain one (QEMU: opening that file as raw gives this node).
     public var exactFilename: String? {
-        options == RawOptions() ? child.driver.exactFilename : nil
+        options == RawOptions() && child.driver.isProtocol ? child.driver.exactFilename : nil
     }
 
     public var optionsDescription: BlockOptionObject {

@@ -1,4 +1,0 @@
-import Testing
-@testable import BlockCore
-
-@Test func moduleBuilds() {}

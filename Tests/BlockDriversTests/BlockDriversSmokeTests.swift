@@ -1,4 +1,0 @@
-import Testing
-@testable import BlockDrivers
-
-@Test func moduleBuilds() {}
