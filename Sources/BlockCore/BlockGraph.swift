@@ -175,6 +175,16 @@ public final class BlockGraph: Sendable {
         return removed
     }
 
+    /// Removes and closes a node that nothing uses (no parents, no users), with its implicit
+    /// children that nothing else holds: undoes a partly failed `blockdev-add`.
+    public func removeUnused(_ node: BlockNode) {
+        let removed = state.withLock { state -> [BlockNode] in
+            guard state.parents(of: node).isEmpty, state.userCount(of: node) == 0 else { return [] }
+            return state.remove(node)
+        }
+        removed.forEach { $0.driver.close() }
+    }
+
     /// Removes and closes every node, parents before children (shutdown).
     public func removeAll() {
         let removed = state.withLock { state -> [BlockNode] in

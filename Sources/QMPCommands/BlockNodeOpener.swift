@@ -14,16 +14,18 @@ struct BlockNodeOpener {
         let name = try BlockGraph.requireRootNodeName(options.nodeName)
         var opened: [BlockNode] = []
         do {
-            return try open(options, name: name, isExplicit: true, opened: &opened)
+            return try open(options, name: name, isExplicit: true, parent: nil, opened: &opened)
         } catch {
-            for node in opened.reversed() { _ = try? graph.delete(nodeName: node.name) }
+            for node in opened.reversed() { graph.removeUnused(node) }
             throw error
         }
     }
 
-    private func open(_ options: BlockdevOptions, name: String, isExplicit: Bool, opened: inout [BlockNode]) throws -> BlockNode {
+    private func open(
+        _ options: BlockdevOptions, name: String, isExplicit: Bool, parent: BlockNodeOptions?, opened: inout [BlockNode]
+    ) throws -> BlockNode {
         if isExplicit || options.nodeName != nil { try graph.checkNewNodeName(name) }
-        let nodeOptions = options.nodeOptions(name: name, isExplicit: isExplicit)
+        let nodeOptions = options.nodeOptions(name: name, isExplicit: isExplicit, parent: parent)
         let driver: any BlockDriver
         switch options.specific {
         case .file(let file):
@@ -31,7 +33,7 @@ struct BlockNodeOpener {
         case .hostDevice(let file):
             driver = try HostDeviceDriver(options: file, node: nodeOptions)
         case .raw(let raw, let fileReference):
-            let child = try resolve(fileReference, opened: &opened)
+            let child = try resolve(fileReference, parent: nodeOptions, opened: &opened)
             driver = try RawDriver(options: raw, file: child, node: nodeOptions)
         case .null(let null, let variant):
             driver = try NullDriver(options: null, variant: variant)
@@ -50,13 +52,13 @@ struct BlockNodeOpener {
 
     /// A child reference: an existing node, or a new implicit one (named as QEMU names them
     /// unless the inline definition names it).
-    private func resolve(_ reference: BlockdevRef, opened: inout [BlockNode]) throws -> BlockNode {
+    private func resolve(_ reference: BlockdevRef, parent: BlockNodeOptions, opened: inout [BlockNode]) throws -> BlockNode {
         switch reference {
         case .reference(let name):
             return try graph.lookup(device: name, nodeName: name)
         case .inline(let options):
             let name = options.nodeName ?? graph.makeImplicitNodeName()
-            return try open(options, name: name, isExplicit: false, opened: &opened)
+            return try open(options, name: name, isExplicit: false, parent: parent, opened: &opened)
         }
     }
 }

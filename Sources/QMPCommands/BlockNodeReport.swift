@@ -7,15 +7,15 @@ import JSON
 enum BlockNodeReport {
     /// One `BlockDeviceInfo`.
     static func deviceInfo(_ node: BlockNode) -> JSONValue {
-        let driver = node.driver
         let filename = self.filename(of: node)
+        let info = node.imageInfo
         var image: JSONObject = [
-            "virtual-size": .unsigned(node.size),
+            "virtual-size": .unsigned(info.virtualSize),
             "filename": .string(filename),
-            "format": .string(driver.driverName),
+            "format": .string(info.format),
         ]
-        if let actual = driver.allocatedSize() { image["actual-size"] = .unsigned(actual) }
-        if driver.reportsDirtyFlag { image["dirty-flag"] = false }
+        if let actual = info.actualSize { image["actual-size"] = .unsigned(actual) }
+        if let dirty = info.dirtyFlag { image["dirty-flag"] = .bool(dirty) }
         let options = node.options
         return [
             "iops_rd": 0,
@@ -25,7 +25,7 @@ enum BlockNodeReport {
             "ro": .bool(options.readOnly),
             "node-name": .string(node.name),
             "backing_file_depth": 0,
-            "drv": .string(driver.driverName),
+            "drv": .string(node.driver.driverName),
             "iops": 0,
             "bps_wr": 0,
             "write_threshold": .threshold(node.writeThreshold),
@@ -92,8 +92,10 @@ enum BlockNodeReport {
 
     /// The node's filename, or `json:{...}` of its options when no filename describes it.
     static func filename(of node: BlockNode) -> String {
-        if let exact = node.driver.exactFilename { return exact }
-        return "json:" + String(decoding: JSONValue(node.driver.optionsDescription).serialized(), as: UTF8.self)
+        switch node.filename {
+        case .plain(let name): name
+        case .json(let options): "json:" + String(decoding: JSONValue(options).serialized(), as: UTF8.self)
+        }
     }
 }
 

@@ -24,27 +24,25 @@ struct BlockdevOptions: QAPIStruct {
 
     var driver: String
     var nodeName: String?
-    var discard: BlockNodeOptions.DiscardMode
-    var cacheDirect: Bool
-    var cacheNoFlush: Bool
-    var readOnly: Bool
+    // nil = not given: an inline child then inherits its parent's value, as in QEMU.
+    var discard: BlockNodeOptions.DiscardMode?
+    var cacheDirect: Bool?
+    var cacheNoFlush: Bool?
+    var readOnly: Bool?
     var detectZeroes: BlockNodeOptions.DetectZeroes
     var specific: Specific
 
     init(members: inout QAPIObjectReader) throws(QAPIError) {
         driver = try members.requiredEnum("driver", values: Self.schemaDrivers)
         nodeName = try members.optional("node-name")
-        discard = try members.optional("discard", default: .ignore)
+        discard = try members.optional("discard")
         if let cacheInput = members.optionalInput("cache") {
             var cache = try cacheInput.object()
-            cacheDirect = try cache.optional("direct", default: false)
-            cacheNoFlush = try cache.optional("no-flush", default: false)
+            cacheDirect = try cache.optional("direct")
+            cacheNoFlush = try cache.optional("no-flush")
             try cache.finish()
-        } else {
-            cacheDirect = false
-            cacheNoFlush = false
         }
-        readOnly = try members.optional("read-only", default: false)
+        readOnly = try members.optional("read-only")
         _ = try members.optional("auto-read-only", as: Bool.self)
         _ = try members.optional("force-share", as: Bool.self)
         detectZeroes = try members.optional("detect-zeroes", default: .off)
@@ -77,11 +75,17 @@ struct BlockdevOptions: QAPIStruct {
         }
     }
 
-    /// The node options common to every driver.
-    func nodeOptions(name: String, isExplicit: Bool) -> BlockNodeOptions {
+    /// The node options common to every driver. An inline child inherits what it does not
+    /// set from its parent (`read-only`, `discard`, `cache.*`; not `detect-zeroes`).
+    func nodeOptions(name: String, isExplicit: Bool, parent: BlockNodeOptions?) -> BlockNodeOptions {
         BlockNodeOptions(
-            nodeName: name, readOnly: readOnly, discard: discard, cacheDirect: cacheDirect,
-            cacheNoFlush: cacheNoFlush, detectZeroes: detectZeroes, isExplicit: isExplicit)
+            nodeName: name,
+            readOnly: readOnly ?? parent?.readOnly ?? false,
+            discard: discard ?? parent?.discard ?? .ignore,
+            cacheDirect: cacheDirect ?? parent?.cacheDirect ?? false,
+            cacheNoFlush: cacheNoFlush ?? parent?.cacheNoFlush ?? false,
+            detectZeroes: detectZeroes,
+            isExplicit: isExplicit)
     }
 }
 
