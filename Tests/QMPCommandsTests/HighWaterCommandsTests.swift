@@ -1,0 +1,161 @@
+import BlockCore
+import JSON
+import NBDServer
+import QMP
+import Synchronization
+import Testing
+
+@testable import QMPCommands
+
+/// Records emitted events.
+final class RecordingEmitter: QMPEventEmitter {
+    let events = Mutex<[(name: String, data: JSONObject?)]>([])
+    func emit(_ name: String, data: JSONObject?) { events.withLock { $0.append((name, data)) } }
+    var names: [String] { events.withLock { $0.map(\.name) } }
+}
+
+/// An NBD server "listener" without sockets.
+final class FakeNBDControl: NBDServerControl {
+    let running = Mutex<NBDServer?>(nil)
+    let registry: NBDExportRegistry
+    init(registry: NBDExportRegistry) { self.registry = registry }
+    var server: NBDServer? { running.withLock { $0 } }
+    func start(_ options: NBDServerOptions) throws {
+        let server = NBDServer(registry: registry, executor: InlineBlockIOExecutor(), logger: .init(label: "test"))
+        running.withLock { $0 = server }
+    }
+    func stop() { running.withLock { $0 = nil } }
+}
+
+struct CommandFixture {
+    let commands: HighWaterCommands
+    let events = RecordingEmitter()
+    let graph = BlockGraph()
+    let quits = Mutex(0)
+
+    init() {
+        let events = self.events
+        let box = Mutex<HighWaterCommands?>(nil)
+        let registry = NBDExportRegistry(onExportDeleted: { export in box.withLock { $0 }?.exportDeleted(export) })
+        let quits = self.quits
+        commands = HighWaterCommands(context: .init(
+            graph: graph, exports: registry, nbd: FakeNBDControl(registry: registry), events: events,
+            requestShutdown: { quits.withLock { $0 += 1 } }))
+        box.withLock { $0 = commands }
+    }
+
+    @discardableResult
+    func run(_ command: String, _ arguments: JSONObject = [:]) -> Result<JSONValue, QMPError> {
+        commands.execute(QMPRequest(command: command, arguments: arguments, id: nil))
+    }
+
+    func value(_ command: String, _ arguments: JSONObject = [:]) throws -> JSONValue {
+        try run(command, arguments).get()
+    }
+
+    func errorText(_ command: String, _ arguments: JSONObject = [:]) -> String? {
+        if case .failure(let error) = run(command, arguments) { error.description } else { nil }
+    }
+}
+
+@Suite struct HighWaterCommandsTests {
+    @Test func unknownCommandIsCommandNotFound() {
+        let fixture = CommandFixture()
+        guard case .failure(let error) = fixture.run("nonexistent-cmd") else { Issue.record("expected an error"); return }
+        #expect(error.errorClass == .commandNotFound)
+        #expect(error.description == "The command nonexistent-cmd has not been found")
+    }
+
+    @Test func queryCommandsListsEveryCommand() throws {
+        let names = try CommandFixture().value("query-commands").arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        for name in ["qmp_capabilities", "query-version", "query-commands", "query-named-block-nodes", "query-blockstats",
+                     "block-set-write-threshold", "blockdev-add", "blockdev-del", "block_resize", "nbd-server-start",
+                     "nbd-server-stop", "block-export-add", "block-export-del", "query-block-exports", "quit"] {
+            #expect(names.contains(name), "\(name)")
+        }
+    }
+
+    @Test func blockdevAddThenQuery() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0", "size": 1048576])
+        let nodes = try #require(fixture.value("query-named-block-nodes").arrayValue)
+        #expect(nodes.count == 1)
+        #expect(nodes[0]["node-name"] == "n0")
+        #expect(nodes[0]["drv"] == "null-co")
+        #expect(nodes[0]["write_threshold"] == 0)
+        #expect(nodes[0]["image"]?["virtual-size"] == 1048576)
+    }
+
+    @Test func argumentErrorsHaveQEMUTexts() throws {
+        let fixture = CommandFixture()
+        #expect(fixture.errorText("blockdev-add", ["driver": "bogus", "node-name": "x"]) == "Parameter 'driver' does not accept value 'bogus'")
+        #expect(fixture.errorText("blockdev-add", ["driver": "null-co"]) == "'node-name' must be specified for the root node")
+        #expect(fixture.errorText("block-set-write-threshold", ["node-name": "nope", "write-threshold": 1]) == "Device 'nope' not found")
+        #expect(fixture.errorText("block-set-write-threshold", ["node-name": "nope"]) == "Parameter 'write-threshold' is missing")
+        #expect(fixture.errorText("query-version", ["foo": 1]) == "Parameter 'foo' is unexpected")
+        #expect(fixture.errorText("blockdev-del", ["node-name": "nosuch"]) == "Failed to find node with node-name='nosuch'")
+    }
+
+    @Test func thresholdFiresOnceAsAnEventThenDisarms() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0", "size": 1048576])
+        try fixture.value("block-set-write-threshold", ["node-name": "n0", "write-threshold": 4096])
+        let node = try #require(fixture.graph.node(named: "n0"))
+        let data = [UInt8](repeating: 1, count: 4096)
+        try data.withUnsafeBytes { bytes throws(BlockError) in
+            try node.write(at: 0, from: bytes)
+            try node.write(at: 2048, from: bytes)
+            try node.write(at: 8192, from: bytes)
+        }
+        let events = fixture.events.events.withLock { $0 }
+        #expect(events.count == 1)
+        #expect(events.first?.name == "BLOCK_WRITE_THRESHOLD")
+        #expect(events.first?.data == ["node-name": "n0", "amount-exceeded": 2048, "write-threshold": 4096])
+        #expect(try fixture.value("query-named-block-nodes").arrayValue?.first?["write_threshold"] == 0)
+    }
+
+    @Test func maximumThresholdReadsBackAsMinusOne() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])
+        try fixture.value("block-set-write-threshold", ["node-name": "n0", "write-threshold": .uint(UInt64.max)])
+        #expect(try fixture.value("query-named-block-nodes").arrayValue?.first?["write_threshold"] == -1)
+    }
+
+    @Test func inlineChildInheritsDiscard() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", [
+            "driver": "raw", "node-name": "r0", "discard": "unmap",
+            "file": ["driver": "null-co", "size": 1048576],
+        ])
+        let child = try #require(fixture.graph.nodes.first { $0.name.hasPrefix("#block") })
+        #expect(child.options.discard == .unmap)
+        #expect(fixture.errorText("blockdev-del", ["node-name": child.name]) == "Node \(child.name) is not owned by the monitor")
+        try fixture.value("blockdev-del", ["node-name": "r0"])
+        #expect(fixture.graph.nodes.isEmpty)
+    }
+
+    @Test func exportNeedsARunningServerAndHoldsItsNode() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])
+        let export: JSONObject = ["type": "nbd", "id": "e0", "node-name": "n0", "writable": true]
+        #expect(fixture.errorText("block-export-add", export) == "NBD server not running")
+        try fixture.value("nbd-server-start", ["addr": ["type": "unix", "data": ["path": "/tmp/unused.sock"]]])
+        try fixture.value("block-export-add", export)
+        #expect(fixture.errorText("block-export-add", export) == "Block export id 'e0' is already in use")
+        #expect(fixture.errorText("blockdev-del", ["node-name": "n0"]) == "Node n0 is in use")
+        #expect(try fixture.value("query-block-exports") == [["node-name": "n0", "shutting-down": false, "type": "nbd", "id": "e0"]])
+        try fixture.value("block-export-del", ["id": "e0"])
+        #expect(fixture.events.names == ["BLOCK_EXPORT_DELETED"])
+        try fixture.value("blockdev-del", ["node-name": "n0"])
+    }
+
+    @Test func quitDeletesExportsBeforeAskingToShutDown() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])
+        try fixture.value("nbd-server-start", ["addr": ["type": "unix", "data": ["path": "/tmp/unused.sock"]]])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e0", "node-name": "n0"])
+        #expect(try fixture.value("quit") == [:])
+        #expect(fixture.events.names == ["BLOCK_EXPORT_DELETED"])
+        #expect(fixture.quits.withLock { $0 } == 1)
+    }
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import QMPCommands
-
-@Test func moduleBuilds() {}
