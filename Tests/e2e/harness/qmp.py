@@ -81,7 +81,8 @@ class QMPClient:
 
     # -- low level ---------------------------------------------------------------------
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes, timeout: float = 120.0) -> None:
+        self.sock.settimeout(timeout)  # large inputs: the daemon parses while we send
         self.sock.sendall(data)
 
     def send(self, message: dict) -> None:
