@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import random
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import nbd
@@ -40,12 +42,7 @@ def errno_name(error: nbd.Error) -> str:
 
 def pattern(seed: int, length: int) -> bytes:
     """Deterministic, non-repeating test data (so misplaced blocks are detected)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < length:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:length])
+    return random.Random(seed).randbytes(length)
 
 
 def digest(data: bytes) -> str:
@@ -113,8 +110,13 @@ def host_allocation_map(path: str | Path) -> list[tuple[str, int, int]]:
 _TIMING_LINE = re.compile(r"^.* ops; .* sec \(.*\)$")
 
 
+def tool_environment() -> dict[str, str]:
+    """PATH with this interpreter first: nbdsh runs `python3 -m nbd`, which must find libnbd."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def run_tool(argv: list[str], input: bytes | None = None, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=tool_environment())
 
 
 def qemu_io(uri: str, commands: list[str], *, fmt: str = "raw", extra: list[str] | None = None) -> tuple[int, str]:
