@@ -172,8 +172,8 @@ def test_fio_verify(disk: Daemon) -> None:
     result = run_tool([
         "fio", "--name=verify", "--ioengine=nbd", f"--uri={uri(disk)}", "--rw=randwrite", "--bs=4k",
         "--size=8M", "--iodepth=16", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
-        "--output-format=json",
-    ], timeout=120)
+        "--verify_state_save=0", "--output-format=json",
+    ], timeout=120, cwd=disk.workdir)
     output = check(result, "fio")
     report = json.loads(output[output.index("{"):])
     job = report["jobs"][0]
@@ -185,7 +185,7 @@ def test_fio_mixed_queue_depth(disk: Daemon) -> None:
     result = run_tool([
         "fio", "--name=mixed", "--ioengine=nbd", f"--uri={uri(disk)}", "--rw=randrw", "--bs=4k-64k",
         "--size=16M", "--iodepth=32", "--time_based", "--runtime=2", "--output-format=json",
-    ], timeout=120)
+    ], timeout=120, cwd=disk.workdir)
     output = check(result, "fio")
     job = json.loads(output[output.index("{"):])["jobs"][0]
     assert job["error"] == 0 and job["write"]["total_ios"] > 0 and job["read"]["total_ios"] > 0, job

@@ -115,8 +115,9 @@ def tool_environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def run_tool(argv: list[str], input: bytes | None = None, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=tool_environment())
+def run_tool(argv: list[str], input: bytes | None = None, timeout: float = TOOL_TIMEOUT,
+             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=tool_environment(), cwd=cwd)
 
 
 def qemu_io(uri: str, commands: list[str], *, fmt: str = "raw", extra: list[str] | None = None) -> tuple[int, str]:
