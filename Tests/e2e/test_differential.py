@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.nbdio import connect_unix, pattern
 from harness.scenario import (
     Connect,
     Disconnect,
@@ -82,6 +83,7 @@ scenario("io-basic", disk(), [
     Write("c", DISK - 512, 512, seed=4),  # last sector
     Read("c", DISK - 512, 512, expect=written(4, 512)),
     Highest(),
+    ok("query-blockstats", {"query-nodes": True}),
     Status("c", 0, DISK),
     HostMap("disk.img"),
     Disconnect("c"),
@@ -415,6 +417,29 @@ scenario("blockdev-add-arguments", NBD_SERVER, [
     ok("query-blockstats", {"query-nodes": True}),
 ], files=IMAGE)
 
+scenario("many-nodes", [], [
+    *[ok("blockdev-add", {"driver": "null-co", "node-name": f"n{index}", "size": (index + 1) * MiB}) for index in range(40)],
+    ok("query-named-block-nodes", {"flat": True}),
+    *[ok("blockdev-del", {"node-name": f"n{index}"}) for index in range(0, 40, 3)],
+    ok("blockdev-add", {"driver": "null-co", "node-name": "n0"}),
+    ok("query-named-block-nodes", {"flat": True}),
+    ok("query-named-block-nodes"),
+    ok("query-blockstats", {"query-nodes": True}),
+    *[ok("block-set-write-threshold", {"node-name": f"n{index}", "write-threshold": index * 4096}) for index in range(1, 40, 3)],
+    Thresholds(),
+], files={})
+
+scenario("shared-file-node", disk(), [
+    Q("blockdev-add", {"driver": "raw", "node-name": "second", "file": "file0"}),  # two parents on file0
+    Q("blockdev-add", {"driver": "raw", "node-name": "third", "file": "file0", "read-only": True}),
+    ok("query-named-block-nodes", {"flat": True}),
+    err("blockdev-del", {"node-name": "file0"}),
+    Q("blockdev-del", {"node-name": "second"}),
+    Q("blockdev-del", {"node-name": "third"}),
+    err("blockdev-del", {"node-name": "file0"}),
+    ok("query-named-block-nodes", {"flat": True}),
+])
+
 scenario("null-co-export", [
     "--blockdev", "driver=null-co,node-name=null0,size=1073741824,read-zeroes=on",
     "--blockdev", "null-co,node-name=null1,size=4194304",
@@ -495,6 +520,11 @@ scenario("nbd-server-and-exports", [
     err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd.sock"}}, "bogus": 1}),
     err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd.sock"}}, "tls-creds": "nosuch"}),
     err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "/nonexistent-dir/x.sock"}}}),
+    err("nbd-server-start", {"addr": "{dir}/nbd.sock"}),
+    err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd.sock"}}, "max-connections": "1"}),
+    err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd.sock"}}, "tls-creds": 5}),
+    err("nbd-server-start", {"addr": {"type": "inet", "data": {"host": "127.0.0.1"}}}),
+    err("nbd-server-start", {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": 10809}}}),
     ok("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd.sock"}}}),
     err("nbd-server-start", {"addr": {"type": "unix", "data": {"path": "{dir}/nbd3.sock"}}},
         desc="NBD server already running"),
@@ -512,6 +542,16 @@ scenario("nbd-server-and-exports", [
     err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "name": "x" * 4097}),
     err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "description": "d" * 4097}),
     err("block-export-add", {"type": "nbd", "id": "1bad", "node-name": "disk0"}),
+    err("block-export-add", {"type": "nbd", "id": 5, "node-name": "disk0"}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": 5}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "name": 5}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "description": ["d"]}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "writethrough": "x"}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "name": "b", "bitmaps": ["nosuch"]}),
+    err("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "iothread": "nosuch"}),
+    Q("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "allocation-depth": True}),
+    Q("block-export-del", {"id": "e1"}),
+    err("block-export-add", {"type": "vhost-user-blk", "id": "e1", "node-name": "disk0"}),
     ok("block-export-add", {"type": "nbd", "id": "e1", "node-name": "disk0", "name": "ro", "description": "read only"}),
     ok("block-export-add", {"type": "nbd", "id": "e2", "node-name": "null0"}),  # name defaults to the node
     ok("query-block-exports"),
@@ -612,6 +652,40 @@ def test_differential_ending(scenario: Scenario, reference_command, subject_comm
     assert expected[-1]["result"]["exit"] == 0
     actual = run(scenario, subject_command, subject_is_qsd)
     assert_same(expected, actual)
+
+
+# -- threshold under concurrent writes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("node", ["disk0", "file0"])
+def test_threshold_fires_once_under_concurrency(start_daemon, any_command, node: str) -> None:
+    """Many writes in flight on several connections cross the threshold: exactly one event,
+    whose amount matches one of the crossing writes; the threshold reads back as 0."""
+    daemon = start_daemon(any_command, disk(), files=IMAGE)
+    threshold = 4 * MiB
+    daemon.qmp.execute("block-set-write-threshold", {"node-name": node, "write-threshold": threshold})
+    handles = [connect_unix(daemon.workdir / "nbd.sock", "disk0") for _ in range(4)]
+    crossing_ends = set()
+    for round_index in range(8):
+        for index, handle in enumerate(handles):
+            offset = (round_index * 4 + index) * 256 * KiB
+            handle.aio_pwrite(pattern(offset, 256 * KiB), offset)
+            if offset + 256 * KiB > threshold:
+                crossing_ends.add(offset + 256 * KiB)
+    for handle in handles:
+        while handle.aio_in_flight() > 0:
+            handle.poll(-1)
+    daemon.qmp.sync()
+    events = daemon.qmp.take_events()
+    assert [event["event"] for event in events] == [THRESHOLD_EVENT], events
+    data = events[0]["data"]
+    assert data["node-name"] == node and data["write-threshold"] == threshold, data
+    assert data["amount-exceeded"] + threshold in crossing_ends, data
+    nodes = daemon.qmp.execute("query-named-block-nodes", {"flat": True})
+    assert {n["node-name"]: n["write_threshold"] for n in nodes}[node] == 0
+    for handle in handles:
+        handle.shutdown()
+    daemon.stop()
 
 
 # -- query-commands ---------------------------------------------------------------------------

@@ -159,7 +159,7 @@ class Quit(Step):
             else:
                 sequence.append(normalize.reply("quit", message))
         status = ctx.daemon.wait()
-        return {"messages": sequence, "exit": status}
+        return {"messages": sequence, "exit": status, "qmp socket left": ctx.daemon.qmp_path.exists()}
 
 
 @dataclass
@@ -175,7 +175,8 @@ class Terminate(Step):
         except QMPClosed:
             messages = []
         events = [normalize.event(m) for m in ctx.qmp.take_events() + messages if "event" in m]
-        return {"events": events, "exit": ctx.daemon.wait()}
+        status = ctx.daemon.wait()
+        return {"events": events, "exit": status, "qmp socket left": ctx.daemon.qmp_path.exists()}
 
 
 # -- NBD ----------------------------------------------------------------------------------
