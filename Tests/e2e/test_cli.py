@@ -166,6 +166,15 @@ def test_pidfile(any_command: DaemonCommand, start_daemon) -> None:
     assert not daemon.qmp_path.exists(), "QMP socket left behind after a clean exit"
 
 
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (its new parent may reap it late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_daemonize(any_command: DaemonCommand) -> None:
     """--daemonize: the parent exits 0 once startup is complete; the child serves QMP."""
     workdir = make_workdir(any_command.role[:3])
@@ -185,12 +194,12 @@ def test_daemonize(any_command: DaemonCommand) -> None:
             client.send({"execute": "quit"})
             client.read_until_closed()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        while time.monotonic() < deadline and running(child):
             time.sleep(0.02)
-        assert not Path(f"/proc/{child}").exists(), "daemonized child did not exit after quit"
+        assert not running(child), "daemonized child did not exit after quit"
         child = None
     finally:
-        if child is not None and Path(f"/proc/{child}").exists():
+        if child is not None and running(child):
             os.kill(child, signal.SIGKILL)
         shutil.rmtree(workdir, ignore_errors=True)
 
