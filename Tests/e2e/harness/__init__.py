@@ -1,0 +1,1 @@
+"""Test harness for the HighWater end-to-end and differential suite."""
