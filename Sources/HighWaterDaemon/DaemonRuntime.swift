@@ -103,7 +103,9 @@ final class DaemonRuntime: Sendable {
                 startup.chardevs[chardev.id] = chardev
             }
         case .monitor:
-            let monitor = try MonitorOptions.parse(option.argument ?? "")
+            let monitor = try MonitorOptions.decode(
+                KeyvalParser.parse(option.argument ?? "", impliedKey: "chardev"), mode: .keyval)
+            guard monitor.mode == .control else { throw MonitorOptions.onlyQMPSupported }
             let chardev = try startup.withLock { (startup: inout Startup) throws -> ChardevOptions in
                 guard let chardev = startup.chardevs[monitor.chardev] else {
                     throw DaemonStartupError("chardev \"\(monitor.chardev)\" not found")
@@ -130,7 +132,6 @@ final class DaemonRuntime: Sendable {
         if argument.hasPrefix("{") {
             var parser = JSONStreamParser()
             parser.append(bytes: argument.utf8)
-            parser.finish()
             switch parser.next() {
             case .value(.object(let object)): return (object, .json)
             case .value: throw DaemonStartupError("Invalid parameter type, expected: object")

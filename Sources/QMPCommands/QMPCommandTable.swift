@@ -13,6 +13,11 @@ struct QMPCommandTable: Sendable {
     ) {
         handlers[name] = { commands, object in try body(commands, Arguments.decode(object, mode: .json)) }
     }
+
+    /// A command whose arguments need a decoding of their own.
+    mutating func register(_ name: String, _ handler: @escaping Handler) {
+        handlers[name] = handler
+    }
 }
 
 /// Commands without arguments still reject unexpected ones.
