@@ -181,12 +181,10 @@ final class DaemonRuntime: Sendable {
 
     private func openMonitor(on chardev: ChardevOptions, pretty: Bool) throws {
         let hub = self.hub, commands = self.commands, runner = self.runner
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(QMPMonitorHandler(
-                    version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty))
-            }
+        let monitor = MonitorChardev {
+            QMPMonitorHandler(version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty)
         }
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { monitor.accept($0) }
         switch chardev.backend {
         case .socket(let socket):
             let listenAddress = try ListenAddress(socket.address)
