@@ -12,7 +12,7 @@ enum ListenAddress: Sendable, CustomStringConvertible {
     case inet(host: String, port: Int)
 
     /// The listening address a QAPI `SocketAddress` names.
-    init(_ address: SocketAddress) throws {
+    init(_ address: QAPI.SocketAddress) throws {
         switch address {
         case .unix(let unix):
             self = .unix(path: unix.path)

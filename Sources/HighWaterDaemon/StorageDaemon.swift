@@ -79,7 +79,7 @@ public enum StorageDaemon {
     static func printError(_ line: String, hint: String? = nil) {
         var text = line + "\n"
         if let hint { text += hint + "\n" }
-        _ = text.withCString { fputs($0, stderr) }
+        _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     }
 
     /// A warning about an option, as QEMU prints it: `<program>: <option>: warning: <message>`.

@@ -8,7 +8,7 @@ struct QMPCommandTable: Sendable {
 
     private(set) var handlers: [String: Handler] = [:]
 
-    mutating func register<Arguments: QAPIStruct>(
+    mutating func register<Arguments: QAPIStruct & SendableMetatype>(
         _ name: String, _ body: @escaping @Sendable (HighWaterCommands, Arguments) throws -> JSONValue
     ) {
         handlers[name] = { commands, object in try body(commands, Arguments.decode(object, mode: .json)) }
