@@ -24,7 +24,6 @@ public final class BlockStatistics: Sendable {
     private let flush = Counters()
     private let unmap = Counters()
     private let highestWriteEnd = Atomic<UInt64>(0)
-    private let lastCompletionNs = Atomic<UInt64>(0)
 
     public init() {}
 
@@ -39,7 +38,6 @@ public final class BlockStatistics: Sendable {
             c.operations.add(1, ordering: .relaxed)
             c.totalTimeNs.add(now &- start, ordering: .relaxed)
         }
-        lastCompletionNs.store(now, ordering: .relaxed)
     }
 
     /// Counts a failed request: range and permission errors are "invalid", the rest "failed".
@@ -72,11 +70,9 @@ public final class BlockStatistics: Sendable {
                   totalTimeNs: c.totalTimeNs.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
                   invalid: c.invalid.load(ordering: .relaxed))
         }
-        let last = lastCompletionNs.load(ordering: .relaxed)
         return BlockStatisticsSnapshot(
             read: op(read), write: op(write), flush: op(flush), unmap: op(unmap),
-            writeHighestOffset: writeHighestOffset,
-            idleTimeNs: last == 0 ? nil : Self.monotonicNanoseconds() &- last)
+            writeHighestOffset: writeHighestOffset)
     }
 
     private func withCounters(_ operation: Operation, _ body: (borrowing Counters) -> Void) {
@@ -103,6 +99,4 @@ public struct BlockStatisticsSnapshot: Sendable, Equatable {
     }
     public var read, write, flush, unmap: Operation
     public var writeHighestOffset: UInt64
-    /// Time since the last completed request; nil before the first.
-    public var idleTimeNs: UInt64?
 }

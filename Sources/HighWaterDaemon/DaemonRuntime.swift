@@ -28,7 +28,6 @@ final class DaemonRuntime: Sendable {
     private struct Startup {
         var chardevs: [String: ChardevOptions] = [:]
         var chardevsInUse: Set<String> = []
-        var objects: Set<String> = []
     }
 
     private let startup = Mutex(Startup())
@@ -114,7 +113,8 @@ final class DaemonRuntime: Sendable {
             }
             try openMonitor(on: chardev, pretty: monitor.pretty)
         case .object:
-            try addObject(option)
+            let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
+            try commands.addObject(arguments: object, mode: mode)
         case .unexpectedArgument:
             throw DaemonStartupError(QSDOption.unexpectedArgumentMessage)
         case .pidfile, .help, .version:
@@ -149,32 +149,21 @@ final class DaemonRuntime: Sendable {
         }
     }
 
-    /// The `{...}` form of an option argument: one JSON object in QEMU's dialect.
+    /// The `{...}` form of an option argument: exactly one JSON object in QEMU's dialect.
     @Sendable static func parseJSONObject(_ text: String) throws -> JSONObject {
         var parser = JSONStreamParser()
+        // The trailing space ends a top-level token that would otherwise wait for more input.
         parser.append(bytes: text.utf8)
+        parser.append(bytes: [0x20])
+        let object: JSONObject
         switch parser.next() {
-        case .value(.object(let object)): return object
+        case .value(.object(let value)): object = value
         case .value: throw DaemonStartupError("Invalid parameter type, expected: object")
         case .error(let message): throw DaemonStartupError(message)
         case nil: throw DaemonStartupError("JSON parse error, premature EOI")
         }
-    }
-
-    /// `--object`: only `iothread` is accepted (our I/O runs on a thread pool anyway).
-    private func addObject(_ option: QSDOption) throws {
-        let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
-        var reader = QAPIObjectReader(object, mode: mode)
-        let type = try reader.required("qom-type", as: String.self)
-        let id = try reader.required("id", as: String.self)
-        guard type == "iothread" else {
-            throw DaemonStartupError("Object type '\(type)' is not supported by HighWater")
-        }
-        try startup.withLock { (startup: inout Startup) throws in
-            guard startup.objects.insert(id).inserted else {
-                throw DaemonStartupError("attempt to add duplicate property '\(id)' to object (type 'container')")
-            }
-        }
+        guard parser.next() == nil else { throw DaemonStartupError("Expecting at most one JSON value") }
+        return object
     }
 
     // MARK: Monitors

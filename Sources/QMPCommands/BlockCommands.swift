@@ -17,7 +17,6 @@ extension HighWaterCommands {
         table.register("block_resize") { (commands, arguments: BlockResizeArguments) in
             let node = try commands.context.graph.lookup(device: arguments.device, nodeName: arguments.nodeName)
             guard arguments.size >= 0 else { throw QAPIError("Parameter 'size' expects a >0 size") }
-            guard arguments.size % 512 == 0 else { throw QAPIError("The new size must be a multiple of 512") }
             try node.truncate(to: UInt64(arguments.size))
             return [:]
         }

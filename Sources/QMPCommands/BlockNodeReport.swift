@@ -10,7 +10,8 @@ enum BlockNodeReport {
         let filename = self.filename(of: node)
         let info = node.imageInfo
         var image: JSONObject = [
-            "virtual-size": .unsigned(info.virtualSize),
+            // QEMU counts sizes in 512-byte sectors, rounded up.
+            "virtual-size": .unsigned((info.virtualSize + 511) & ~511),
             "filename": .string(filename),
             "format": .string(info.format),
         ]
@@ -58,7 +59,7 @@ enum BlockNodeReport {
     }
 
     private static func stats(_ s: BlockStatisticsSnapshot) -> JSONValue {
-        var stats: JSONObject = [
+        let stats: JSONObject = [
             "unmap_operations": .unsigned(s.unmap.operations),
             "unmap_merged": 0,
             "flush_total_time_ns": .unsigned(s.flush.totalTimeNs),
@@ -86,7 +87,6 @@ enum BlockNodeReport {
             "invalid_wr_operations": .unsigned(s.write.invalid),
             "invalid_rd_operations": .unsigned(s.read.invalid),
         ]
-        if let idle = s.idleTimeNs { stats["idle_time_ns"] = .unsigned(idle) }
         return .object(stats)
     }
 

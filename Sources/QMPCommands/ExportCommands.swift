@@ -1,4 +1,5 @@
 import BlockCore
+import Dispatch
 import JSON
 import NBDServer
 import QAPI
@@ -13,7 +14,7 @@ extension HighWaterCommands {
         }
         table.register("nbd-server-stop") { (commands, _: NoArguments) in
             guard commands.context.nbd.server != nil else { throw QAPIError("NBD server not running") }
-            commands.context.exports.removeAll()
+            commands.removeAllExports()
             commands.context.nbd.stop()
             return [:]
         }
@@ -23,6 +24,20 @@ extension HighWaterCommands {
         }
         table.register("block-export-del") { (commands, arguments: BlockExportDelArguments) in
             try commands.context.exports.remove(id: arguments.id, mode: arguments.mode)
+            return [:]
+        }
+        // The deprecated forms: the export's id is its name.
+        table.register("nbd-server-add") { (commands, arguments: NBDServerAddArguments) in
+            try commands.addExport(
+                BlockExportOptions(
+                    id: arguments.name ?? arguments.device, nodeName: arguments.device,
+                    variant: .nbd(NBDExportOptions(name: arguments.name, description: arguments.description)),
+                    writable: arguments.writable),
+                device: arguments.device)
+            return [:]
+        }
+        table.register("nbd-server-remove") { (commands, arguments: NBDServerRemoveArguments) in
+            try commands.context.exports.remove(id: arguments.name, mode: arguments.mode)
             return [:]
         }
         table.register("query-block-exports") { (commands, _: NoArguments) in
@@ -44,11 +59,11 @@ extension HighWaterCommands {
 
     /// Creates an NBD export: the node must exist, the server must run; the export then holds
     /// the node (it cannot be deleted) with the permissions an export claims.
-    func addExport(_ options: BlockExportOptions) throws {
+    func addExport(_ options: BlockExportOptions, device: String? = nil) throws {
         guard case .nbd(let nbdOptions) = options.variant else {
             throw QAPIError("Export type '\(options.type.rawValue)' is not supported by HighWater")
         }
-        let node = try context.graph.lookup(device: nil, nodeName: options.nodeName)
+        let node = try context.graph.lookup(device: device, nodeName: options.nodeName)
         guard context.nbd.server != nil else { throw QAPIError("NBD server not running") }
         let export = NBDExport(
             id: options.id, name: nbdOptions.name ?? options.nodeName, description: nbdOptions.description,
@@ -72,11 +87,45 @@ extension HighWaterCommands {
         }
         context.graph.removeUser(of: export.node)
         context.events.emit("BLOCK_EXPORT_DELETED", data: ["id": .string(export.id)])
+        exportDeletions.signal()
+    }
+
+    /// Removes every export, disconnecting their clients, and waits until they are gone, so
+    /// that their `BLOCK_EXPORT_DELETED` events precede the command's reply, as in QEMU.
+    func removeAllExports() {
+        context.exports.removeAll()
+        let deadline = DispatchTime.now() + .seconds(10)
+        while !context.exports.exports.isEmpty {
+            guard exportDeletions.wait(timeout: deadline) == .success else { return }
+        }
     }
 }
 
 extension NBDExportRemovalMode: QAPIEnum {
     public static var allCases: [Self] { [.safe, .hard] }
+}
+
+private struct NBDServerAddArguments: QAPIStruct {
+    let device: String
+    let name: String?
+    let description: String?
+    let writable: Bool
+    init(members: inout QAPIObjectReader) throws(QAPIError) {
+        device = try members.required("device")
+        name = try members.optional("name")
+        description = try members.optional("description")
+        writable = try members.optional("writable", default: false)
+        if members.contains("bitmap") { throw QAPIError("Dirty bitmaps are not supported by HighWater") }
+    }
+}
+
+private struct NBDServerRemoveArguments: QAPIStruct {
+    let name: String
+    let mode: NBDExportRemovalMode
+    init(members: inout QAPIObjectReader) throws(QAPIError) {
+        name = try members.required("name")
+        mode = try members.optional("mode", default: .safe)
+    }
 }
 
 private struct BlockExportDelArguments: QAPIStruct {

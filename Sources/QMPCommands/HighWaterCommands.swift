@@ -1,4 +1,5 @@
 import BlockCore
+import Dispatch
 import JSON
 import NBDServer
 import QAPI
@@ -56,12 +57,17 @@ public final class HighWaterCommands: QMPCommandExecutor {
         registerControlCommands(in: &table)
         registerBlockCommands(in: &table)
         registerExportCommands(in: &table)
+        registerObjectCommands(in: &table)
         return table
     }()
 
     let context: Context
     /// The permission claim each live export holds on its node.
     let exportClaims = Mutex<[ObjectIdentifier: BlockClaimToken]>([:])
+    /// Signalled whenever an export is really gone.
+    let exportDeletions = DispatchSemaphore(value: 0)
+    /// The ids of `object-add`/`--object` objects.
+    let objects = Mutex<Set<String>>([])
 
     public init(context: Context) {
         self.context = context
@@ -91,6 +97,11 @@ public final class HighWaterCommands: QMPCommandExecutor {
     /// `--export`: `block-export-add`.
     public func addExport(arguments: JSONObject, mode: QAPIInputMode) throws {
         try addExport(BlockExportOptions.decode(arguments, mode: mode))
+    }
+
+    /// `--object`: `object-add`.
+    public func addObject(arguments: JSONObject, mode: QAPIInputMode) throws {
+        try addObject(ObjectOptions.decode(arguments, mode: mode))
     }
 
     /// `--nbd-server`: `nbd-server-start`, with a flat `SocketAddress` instead of QMP's
