@@ -50,7 +50,7 @@ public enum BuiltInServer {
                 above crosses it, and BLOCK_WRITE_THRESHOLD is logged here and sent to QMP clients.
                 Ctrl-C stops the daemon.
                 """)
-            fflush(stdout)
+            fflush(nil)
         }
     }
 

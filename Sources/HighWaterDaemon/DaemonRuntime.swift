@@ -68,13 +68,16 @@ final class DaemonRuntime: Sendable {
 
     // MARK: Command line
 
-    /// Executes the options in order; the first error ends startup.
+    /// Executes the options in order; the first error ends startup. Errors and warnings are
+    /// reported as QEMU does: `<option as typed>: <message>`.
     func process(_ options: [QSDOption]) throws {
         for option in options {
             do {
                 try process(option)
+            } catch let error as QAPIError {
+                throw DaemonStartupError("\(option.location): \(error.description)", hint: error.hint)
             } catch {
-                throw DaemonStartupError("\(option.spelling) \(option.argument ?? ""): \(error)")
+                throw DaemonStartupError("\(option.location): \(error)")
             }
         }
         if let path = options.last(where: { $0.kind == .pidfile })?.argument {
@@ -86,28 +89,24 @@ final class DaemonRuntime: Sendable {
     private func process(_ option: QSDOption) throws {
         switch option.kind {
         case .blockdev:
-            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: "driver")
+            let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
             try commands.addBlockdev(arguments: object, mode: mode)
         case .export:
-            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: "type")
+            let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
             try commands.addExport(arguments: object, mode: mode)
         case .nbdServer:
-            let (object, mode) = try Self.parseOptionArgument(option.argument ?? "", impliedKey: nil)
+            let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
             try commands.startNBDServer(flatArguments: object, mode: mode)
         case .chardev:
-            let chardev = try ChardevOptions.parse(option.argument ?? "")
-            try startup.withLock { (startup: inout Startup) throws in
-                guard startup.chardevs[chardev.id] == nil else {
-                    throw DaemonStartupError("attempt to add duplicate property '\(chardev.id)' to object (type 'container')")
-                }
-                startup.chardevs[chardev.id] = chardev
-            }
+            try addChardev(option)
         case .monitor:
-            let monitor = try MonitorOptions.parse(option.argument ?? "")
+            let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
+            let monitor = try MonitorOptions.decode(object, mode: mode)
             let chardev = try startup.withLock { (startup: inout Startup) throws -> ChardevOptions in
                 guard let chardev = startup.chardevs[monitor.chardev] else {
                     throw DaemonStartupError("chardev \"\(monitor.chardev)\" not found")
                 }
+                guard monitor.mode == .control else { throw MonitorOptions.onlyQMPSupported }
                 guard startup.chardevsInUse.insert(monitor.chardev).inserted else {
                     throw DaemonStartupError("Device '\(monitor.chardev)' is in use")
                 }
@@ -115,43 +114,62 @@ final class DaemonRuntime: Sendable {
             }
             try openMonitor(on: chardev, pretty: monitor.pretty)
         case .object:
-            try addObject(option.argument ?? "")
+            try addObject(option)
+        case .unexpectedArgument:
+            throw DaemonStartupError(QSDOption.unexpectedArgumentMessage)
         case .pidfile, .help, .version:
             break
         case .daemonize:
             throw DaemonStartupError("--daemonize is not supported; run the daemon under a service manager")
         case .trace:
-            logger.warning("tracing is not supported; ignoring -T \(option.argument ?? "")")
+            StorageDaemon.printWarning(at: option.location, "tracing is not supported; ignored")
         }
     }
 
-    /// `--blockdev` and friends take keyval syntax, or JSON when the argument starts with `{`.
-    static func parseOptionArgument(_ argument: String, impliedKey: String?) throws -> (JSONObject, QAPIInputMode) {
-        if argument.hasPrefix("{") {
-            var parser = JSONStreamParser()
-            parser.append(bytes: argument.utf8)
-            parser.finish()
-            switch parser.next() {
-            case .value(.object(let object)): return (object, .json)
-            case .value: throw DaemonStartupError("Invalid parameter type, expected: object")
-            case .error(let message): throw DaemonStartupError(message)
-            case nil: throw DaemonStartupError("JSON parse error, premature EOI")
+    private func addChardev(_ option: QSDOption) throws {
+        let result = try ChardevOptions.parse(option.argument ?? "") { warning in
+            StorageDaemon.printWarning(at: option.location, warning.message, hint: warning.hint)
+        }
+        switch result {
+        case .listBackends, .listOptions:
+            throw DaemonStartupError("Help is not available for this option")
+        case .chardev(let chardev):
+            switch chardev.backend {
+            case .socket(let socket) where !socket.server:
+                throw DaemonStartupError("HighWater monitors listen: use server=on")
+            case .socket, .stdio:
+                break
+            case .other(let name):
+                throw DaemonStartupError("chardev backend '\(name)' is not supported by HighWater (use socket or stdio)")
+            }
+            try startup.withLock { (startup: inout Startup) throws in
+                guard startup.chardevs[chardev.id] == nil else { throw DaemonStartupError("duplicate yank instance") }
+                startup.chardevs[chardev.id] = chardev
             }
         }
-        if argument == "help" { throw DaemonStartupError("Help is not available for this option") }
-        return (try KeyvalParser.parse(argument, impliedKey: impliedKey), .keyval)
+    }
+
+    /// The `{...}` form of an option argument: one JSON object in QEMU's dialect.
+    @Sendable static func parseJSONObject(_ text: String) throws -> JSONObject {
+        var parser = JSONStreamParser()
+        parser.append(bytes: text.utf8)
+        switch parser.next() {
+        case .value(.object(let object)): return object
+        case .value: throw DaemonStartupError("Invalid parameter type, expected: object")
+        case .error(let message): throw DaemonStartupError(message)
+        case nil: throw DaemonStartupError("JSON parse error, premature EOI")
+        }
     }
 
     /// `--object`: only `iothread` is accepted (our I/O runs on a thread pool anyway).
-    private func addObject(_ argument: String) throws {
-        let object = try KeyvalParser.parse(argument, impliedKey: "qom-type")
-        var reader = QAPIObjectReader(object, mode: .keyval)
+    private func addObject(_ option: QSDOption) throws {
+        let (object, mode) = try QSDCommandLine.structuredArgument(option, parseJSON: Self.parseJSONObject)
+        var reader = QAPIObjectReader(object, mode: mode)
         let type = try reader.required("qom-type", as: String.self)
         let id = try reader.required("id", as: String.self)
         guard type == "iothread" else {
             throw DaemonStartupError("Object type '\(type)' is not supported by HighWater")
         }
-        for member in object.keys where member != "qom-type" && member != "id" { _ = reader.optionalInput(member) }
         try startup.withLock { (startup: inout Startup) throws in
             guard startup.objects.insert(id).inserted else {
                 throw DaemonStartupError("attempt to add duplicate property '\(id)' to object (type 'container')")
@@ -163,20 +181,17 @@ final class DaemonRuntime: Sendable {
 
     private func openMonitor(on chardev: ChardevOptions, pretty: Bool) throws {
         let hub = self.hub, commands = self.commands, runner = self.runner
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(QMPMonitorHandler(
-                    version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty))
-            }
+        let monitor = MonitorChardev {
+            QMPMonitorHandler(version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty)
         }
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { monitor.accept($0) }
         switch chardev.backend {
-        case .socket(let address, _):
-            let listenAddress: ListenAddress = switch address {
-            case .unix(let path): .unix(path: path)
-            case .inet(let host, let port): .inet(host: host, port: port)
-            }
+        case .socket(let socket):
+            let listenAddress = try ListenAddress(socket.address)
             let channel = try SocketListener.bind(listenAddress, group: eventLoops, childInitializer: initializer)
             listeners.withLock { $0.append((channel, { if case .unix(let path) = listenAddress { path } else { nil } }())) }
+        case .other:
+            preconditionFailure("unsupported chardevs are refused by --chardev")
         case .stdio:
             let channel = try NIOPipeBootstrap(group: eventLoops)
                 .channelInitializer(initializer)

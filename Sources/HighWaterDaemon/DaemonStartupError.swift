@@ -1,5 +1,12 @@
-/// A failure while processing the command line; printed as one line on stderr, exit status 1.
+/// A failure while processing the command line; printed as one line on stderr (plus QEMU's
+/// hint line, if any), exit status 1.
 public struct DaemonStartupError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// A second line QEMU prints without prefix (the rules a value must follow).
+    public let hint: String?
+
+    public init(_ description: String, hint: String? = nil) {
+        self.description = description
+        self.hint = hint
+    }
 }

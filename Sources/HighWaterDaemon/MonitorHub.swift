@@ -2,6 +2,7 @@ import JSON
 import Logging
 import NIOCore
 import QMP
+import QMPCommands
 import Synchronization
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ import Glibc
 /// Events raised on the main loop (by a command) are written at once, so that they precede
 /// the reply of the command that caused them, as in QEMU; events raised on I/O threads hop
 /// to each connection's loop.
-final class MonitorHub: Sendable {
+final class MonitorHub: QMPEventEmitter {
     private let connections = Mutex<[ObjectIdentifier: QMPMonitorHandler.Connection]>([:])
     private let logger: Logger
 

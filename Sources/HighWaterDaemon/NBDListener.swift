@@ -31,12 +31,13 @@ final class NBDListener: NBDServerControl {
 
     func start(_ options: NBDServerOptions) throws {
         let server = NBDServer(
-            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections ?? 0), logger: logger)
-        let channel = try SocketListener.bind(ListenAddress(options.address), group: group) { channel in
+            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), logger: logger)
+        let address = try ListenAddress(options.address)
+        let channel = try SocketListener.bind(address, group: group) { channel in
             server.configure(channel: channel)
         }
         running.withLock { $0 = Running(server: server, channel: channel) }
-        logger.info("NBD server listening on \(ListenAddress(options.address))")
+        logger.info("NBD server listening on \(address)")
     }
 
     func stop() {

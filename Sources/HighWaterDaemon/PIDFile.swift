@@ -4,7 +4,7 @@ import Glibc
 
 /// The `--pidfile`: written once startup is complete, locked so that a second daemon with the
 /// same path fails, removed on exit — as qemu-storage-daemon does.
-final class PIDFile {
+final class PIDFile: Sendable {
     let path: String
     private let descriptor: Int32
 

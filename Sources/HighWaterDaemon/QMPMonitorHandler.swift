@@ -59,6 +59,8 @@ final class QMPMonitorHandler: ChannelInboundHandler {
         let connection = Connection(channel: context.channel, handler: self)
         self.connection = connection
         hub.register(connection)
+        // A client that waited for its turn on the chardev is already connected.
+        if context.channel.isActive { greet() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -68,8 +70,12 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        send(session.greeting(), flush: true)
+        greet()
         context.fireChannelActive()
+    }
+
+    private func greet() {
+        send(session.greeting(), flush: true)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import QAPI
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,21 @@ import Glibc
 enum ListenAddress: Sendable, CustomStringConvertible {
     case unix(path: String)
     case inet(host: String, port: Int)
+
+    /// The listening address a QAPI `SocketAddress` names.
+    init(_ address: QAPI.SocketAddress) throws {
+        switch address {
+        case .unix(let unix):
+            self = .unix(path: unix.path)
+        case .inet(let inet):
+            guard let port = Int(inet.port), (0...65535).contains(port) else {
+                throw DaemonStartupError("address resolution failed for \(inet.host):\(inet.port): Servname not supported for ai_socktype")
+            }
+            self = .inet(host: inet.host, port: port)
+        case .vsock, .fd:
+            throw DaemonStartupError("HighWater listens on unix and inet sockets only")
+        }
+    }
 
     var description: String {
         switch self {

@@ -49,6 +49,10 @@ public enum StorageDaemon {
         let runtime = DaemonRuntime(logger: logger)
         do {
             try await runtime.runOnCommandThread { try runtime.process(options) }
+        } catch let error as DaemonStartupError {
+            printError("\(programName): \(error.description)", hint: error.hint)
+            await runtime.shutdown()
+            return 1
         } catch {
             printError("\(programName): \(error)")
             await runtime.shutdown()
@@ -71,10 +75,16 @@ public enum StorageDaemon {
         return 0
     }
 
-    static func printError(_ line: String) {
-        var text = line
-        text.append("\n")
-        _ = text.withCString { fputs($0, stderr) }
+    /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
+    static func printError(_ line: String, hint: String? = nil) {
+        var text = line + "\n"
+        if let hint { text += hint + "\n" }
+        _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// A warning about an option, as QEMU prints it: `<program>: <option>: warning: <message>`.
+    static func printWarning(at location: String, _ message: String, hint: String? = nil) {
+        printError("\(programName): \(location): warning: \(message)", hint: hint)
     }
 
     static let helpText = """

@@ -26,7 +26,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     private var drainedReplies: [ByteBuffer] = []
 
     private var requestsInFlight = 0
-    private var greetingSent = false
+    private var started = false
     /// Inside `channelRead`…`channelReadComplete`: flushing waits for the end of the burst.
     /// `write` never flushes; whoever ends a batch does.
     private var inReadBurst = false
@@ -48,34 +48,23 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let token = NBDConnectionToken(channel: context.channel)
-        self.token = token
-        guard server.connectionOpened(token) else {
-            logger.info("NBD connection refused: max-connections reached")
-            self.token = nil
-            closing = true
-            context.close(promise: nil)
-            return
-        }
-        if context.channel.isActive { sendGreeting(context: context) }
+        if context.channel.isActive { start(context: context) }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        detachFromExport()
-        if let token { server.connectionClosed(token) }
-        token = nil
+        release()
         self.context = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        sendGreeting(context: context)
+        start(context: context)
         context.fireChannelActive()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         stateMachine.closing()
-        detachFromExport()
+        release()
         context.fireChannelInactive()
     }
 
@@ -83,10 +72,25 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         close(reason: "\(error)")
     }
 
-    private func sendGreeting(context: ChannelHandlerContext) {
-        guard !greetingSent, !closing else { return }
-        greetingSent = true
+    /// The connection is up: count it (or refuse it over `max-connections`) and greet.
+    private func start(context: ChannelHandlerContext) {
+        guard !started, !closing else { return }
+        started = true
+        let token = NBDConnectionToken(channel: context.channel)
+        guard server.connectionOpened(token) else {
+            logger.info("NBD connection refused: max-connections reached")
+            close(reason: nil)
+            return
+        }
+        self.token = token
         context.writeAndFlush(wrapOutboundOut(stateMachine.greeting()), promise: nil)
+    }
+
+    /// Gives back the export binding and the connection slot (once).
+    private func release() {
+        detachFromExport()
+        if let token { server.connectionClosed(token) }
+        token = nil
     }
 
     private func detachFromExport() {

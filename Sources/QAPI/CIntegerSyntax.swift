@@ -14,12 +14,32 @@ enum CIntegerSyntax {
     /// An unsigned 64-bit integer, `nil` when malformed or out of range. Like `strtoull`, a
     /// negative number is accepted and wraps around (`-1` is 2^64-1).
     static func uint64(_ text: String) -> UInt64? {
-        guard let (negative, magnitude) = parse(text) else { return nil }
-        return negative ? 0 &- magnitude : magnitude
+        if case .value(let value) = parseUnsigned(text) { value } else { nil }
+    }
+
+    enum UnsignedParse: Equatable {
+        case value(UInt64)
+        case malformed
+        case outOfRange
+    }
+
+    /// Like ``uint64(_:)``, telling a malformed number from one beyond 64 bits.
+    static func parseUnsigned(_ text: String) -> UnsignedParse {
+        switch scan(text) {
+        case nil: .malformed
+        case (_, _, true)?: .outOfRange
+        case (let negative, let magnitude, false)?: .value(negative ? 0 &- magnitude : magnitude)
+        }
     }
 
     /// Sign and magnitude; `nil` when malformed or when the magnitude exceeds 64 bits.
     private static func parse(_ text: String) -> (negative: Bool, magnitude: UInt64)? {
+        guard let (negative, magnitude, overflow) = scan(text), !overflow else { return nil }
+        return (negative, magnitude)
+    }
+
+    /// Sign, magnitude and whether the magnitude overflowed 64 bits; `nil` when malformed.
+    private static func scan(_ text: String) -> (negative: Bool, magnitude: UInt64, overflow: Bool)? {
         let bytes = Array(text.utf8)
         var position = 0
         // C's isspace: space, \t, \n, \v, \f, \r.
@@ -53,7 +73,7 @@ enum CIntegerSyntax {
             magnitude = sum
             position += 1
         }
-        return overflow ? nil : (negative, magnitude)
+        return (negative, magnitude, overflow)
     }
 
     private static func digitValue(_ byte: UInt8, radix: UInt64) -> UInt64? {

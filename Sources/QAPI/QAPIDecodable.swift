@@ -79,6 +79,13 @@ extension UInt8: QAPIDecodable {
     public init(qapi input: QAPIInput) throws(QAPIError) { self = try input.unsigned(UInt8.self, cName: "uint8_t") }
 }
 
+/// QAPI `size`: a byte count, which keyval input may write with a suffix (`4K`).
+public struct QAPISize: QAPIDecodable, Sendable, Equatable {
+    public var bytes: UInt64
+    public init(bytes: UInt64) { self.bytes = bytes }
+    public init(qapi input: QAPIInput) throws(QAPIError) { bytes = try input.size() }
+}
+
 /// QAPI `any`: the value as given.
 extension JSONValue: QAPIDecodable {
     public init(qapi input: QAPIInput) throws(QAPIError) { self = input.value }

@@ -99,6 +99,16 @@ public struct QAPIInput: Sendable {
         }
     }
 
+    /// A QAPI `size` (a byte count): `uint64` in JSON; in keyval also with a suffix
+    /// such as `4K` or `1.5M`.
+    public func size() throws(QAPIError) -> UInt64 {
+        guard mode == .keyval else { return try uint64() }
+        guard let size = SizeSyntax.parse(try keyvalString()) else {
+            throw .invalidParameterValue(fullName, expects: "size")
+        }
+        return size
+    }
+
     /// A narrow signed integer (`int8`…`int32`): read as `int`, then range checked.
     /// `cName` is QEMU's name for the type in the message, e.g. `int32_t`.
     public func signed<T: FixedWidthInteger & SignedInteger>(_ type: T.Type, cName: String) throws(QAPIError) -> T {

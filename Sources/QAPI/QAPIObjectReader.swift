@@ -31,6 +31,16 @@ public struct QAPIObjectReader: Sendable {
         self.fullName = fullName
     }
 
+    /// Reads a root object with `body`, then rejects members `body` did not read. For types
+    /// with more than one wire form (e.g. ``NBDServerOptions``).
+    public static func read<T>(_ object: JSONObject, mode: QAPIInputMode,
+                               _ body: (inout QAPIObjectReader) throws(QAPIError) -> T) throws(QAPIError) -> T {
+        var reader = QAPIObjectReader(object, mode: mode)
+        let result = try body(&reader)
+        try reader.finish()
+        return result
+    }
+
     /// Whether member `name` is present (without reading it).
     public func contains(_ name: String) -> Bool { object[name] != nil }
 

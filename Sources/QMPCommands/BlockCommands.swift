@@ -6,30 +6,30 @@ import QAPI
 /// `query-named-block-nodes`, `query-blockstats`.
 extension HighWaterCommands {
     static func registerBlockCommands(in table: inout QMPCommandTable) {
-        table.register("blockdev-add") { commands, options as BlockdevOptions in
+        table.register("blockdev-add") { (commands, options: BlockdevOptions) in
             try commands.addBlockdev(options)
             return [:]
         }
-        table.register("blockdev-del") { commands, arguments as NodeNameArgument in
+        table.register("blockdev-del") { (commands, arguments: NodeNameArgument) in
             try commands.context.graph.delete(nodeName: arguments.nodeName)
             return [:]
         }
-        table.register("block_resize") { commands, arguments as BlockResizeArguments in
+        table.register("block_resize") { (commands, arguments: BlockResizeArguments) in
             let node = try commands.context.graph.lookup(device: arguments.device, nodeName: arguments.nodeName)
             guard arguments.size >= 0 else { throw QAPIError("Parameter 'size' expects a >0 size") }
             guard arguments.size % 512 == 0 else { throw QAPIError("The new size must be a multiple of 512") }
             try node.truncate(to: UInt64(arguments.size))
             return [:]
         }
-        table.register("block-set-write-threshold") { commands, arguments as WriteThresholdArguments in
+        table.register("block-set-write-threshold") { (commands, arguments: WriteThresholdArguments) in
             try commands.context.graph.lookupForThreshold(nodeName: arguments.nodeName)
                 .setWriteThreshold(arguments.writeThreshold)
             return [:]
         }
-        table.register("query-named-block-nodes") { commands, _ as FlatArgument in
+        table.register("query-named-block-nodes") { (commands, _: FlatArgument) in
             .array(commands.context.graph.nodes.map(BlockNodeReport.deviceInfo))
         }
-        table.register("query-blockstats") { commands, arguments as QueryBlockstatsArguments in
+        table.register("query-blockstats") { (commands, arguments: QueryBlockstatsArguments) in
             // qemu-storage-daemon has no named BlockBackends: without query-nodes the list is empty.
             guard arguments.queryNodes else { return [] }
             return .array(commands.context.graph.nodes.reversed().map(BlockNodeReport.statistics))

@@ -51,8 +51,8 @@ struct BlockdevOptions: QAPIStruct {
         case "file", "host_device":
             let filename: String = try members.required("filename")
             _ = try members.optional("pr-manager", as: String.self)
-            let locking = try members.optional("locking", default: .auto)
-            let aio = try members.optional("aio", default: .threads)
+            let locking = try members.optional("locking", default: FileOptions.Locking.auto)
+            let aio = try members.optional("aio", default: FileOptions.AIO.threads)
             _ = try members.optional("aio-max-batch", as: Int64.self)
             _ = try members.optional("drop-cache", as: Bool.self)
             _ = try members.optional("x-check-cache-dropped", as: Bool.self)

@@ -3,11 +3,11 @@ import JSON
 /// `query-version`, `query-commands`, `quit`.
 extension HighWaterCommands {
     static func registerControlCommands(in table: inout QMPCommandTable) {
-        table.register("query-version") { _, _ as NoArguments in version }
-        table.register("query-commands") { _, _ as NoArguments in
+        table.register("query-version") { (_, _: NoArguments) in version }
+        table.register("query-commands") { (_, _: NoArguments) in
             .array(commandNames.sorted().map { ["name": .string($0)] })
         }
-        table.register("quit") { commands, _ as NoArguments in
+        table.register("quit") { (commands, _: NoArguments) in
             commands.quit()
             return [:]
         }

@@ -7,25 +7,25 @@ import QAPI
 /// `query-block-exports`, and the legacy `nbd-server-add`/`nbd-server-remove`.
 extension HighWaterCommands {
     static func registerExportCommands(in table: inout QMPCommandTable) {
-        table.register("nbd-server-start") { commands, options as NBDServerOptions in
-            try commands.startNBDServer(options)
+        table.register("nbd-server-start") { commands, arguments in
+            try commands.startNBDServer(NBDServerOptions.decodeNBDServerStart(arguments))
             return [:]
         }
-        table.register("nbd-server-stop") { commands, _ as NoArguments in
+        table.register("nbd-server-stop") { (commands, _: NoArguments) in
             guard commands.context.nbd.server != nil else { throw QAPIError("NBD server not running") }
             commands.context.exports.removeAll()
             commands.context.nbd.stop()
             return [:]
         }
-        table.register("block-export-add") { commands, options as BlockExportOptions in
+        table.register("block-export-add") { (commands, options: BlockExportOptions) in
             try commands.addExport(options)
             return [:]
         }
-        table.register("block-export-del") { commands, arguments as BlockExportDelArguments in
+        table.register("block-export-del") { (commands, arguments: BlockExportDelArguments) in
             try commands.context.exports.remove(id: arguments.id, mode: arguments.mode)
             return [:]
         }
-        table.register("query-block-exports") { commands, _ as NoArguments in
+        table.register("query-block-exports") { (commands, _: NoArguments) in
             .array(commands.context.exports.exports.reversed().map { state in
                 [
                     "node-name": .string(state.export.node.name),
@@ -45,10 +45,13 @@ extension HighWaterCommands {
     /// Creates an NBD export: the node must exist, the server must run; the export then holds
     /// the node (it cannot be deleted) with the permissions an export claims.
     func addExport(_ options: BlockExportOptions) throws {
+        guard case .nbd(let nbdOptions) = options.variant else {
+            throw QAPIError("Export type '\(options.type.rawValue)' is not supported by HighWater")
+        }
         let node = try context.graph.lookup(device: nil, nodeName: options.nodeName)
         guard context.nbd.server != nil else { throw QAPIError("NBD server not running") }
         let export = NBDExport(
-            id: options.id, name: options.name ?? options.nodeName, description: options.description,
+            id: options.id, name: nbdOptions.name ?? options.nodeName, description: nbdOptions.description,
             node: node, writable: options.writable)
         let claim = try node.claim(.export(writable: options.writable))
         do {

@@ -96,7 +96,7 @@ public final class HighWaterCommands: QMPCommandExecutor {
     /// `--nbd-server`: `nbd-server-start`, with a flat `SocketAddress` instead of QMP's
     /// legacy `{"type", "data"}` form.
     public func startNBDServer(flatArguments: JSONObject, mode: QAPIInputMode) throws {
-        try startNBDServer(NBDServerOptions.decodeFlat(flatArguments, mode: mode))
+        try startNBDServer(NBDServerOptions.decodeCommandLine(flatArguments, mode: mode))
     }
 }
 

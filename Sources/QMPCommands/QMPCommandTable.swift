@@ -8,10 +8,15 @@ struct QMPCommandTable: Sendable {
 
     private(set) var handlers: [String: Handler] = [:]
 
-    mutating func register<Arguments: QAPIStruct>(
+    mutating func register<Arguments: QAPIStruct & SendableMetatype>(
         _ name: String, _ body: @escaping @Sendable (HighWaterCommands, Arguments) throws -> JSONValue
     ) {
         handlers[name] = { commands, object in try body(commands, Arguments.decode(object, mode: .json)) }
+    }
+
+    /// A command whose arguments need a decoding of their own.
+    mutating func register(_ name: String, _ handler: @escaping Handler) {
+        handlers[name] = handler
     }
 }
 

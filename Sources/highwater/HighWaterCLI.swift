@@ -48,9 +48,16 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-LoggingSystem.bootstrap(StreamLogHandler.standardError)
-let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.first == "daemon" {
-    exit(await StorageDaemon.main(arguments: Array(arguments.dropFirst())))
+@main
+enum Main {
+    /// `highwater daemon ...` bypasses ArgumentParser: its arguments are qemu-storage-daemon's,
+    /// `-h` and `-V` included.
+    static func main() async {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "daemon" {
+            exit(await StorageDaemon.main(arguments: Array(arguments.dropFirst())))
+        }
+        await HighWater.main()
+    }
 }
-await HighWater.main()

@@ -1,4 +1,0 @@
-import Testing
-@testable import NBDServer
-
-@Test func moduleBuilds() {}

@@ -1,4 +1,0 @@
-import Testing
-@testable import QAPI
-
-@Test func moduleBuilds() {}
