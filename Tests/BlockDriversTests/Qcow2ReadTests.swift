@@ -47,7 +47,7 @@ import Testing
             let value = UInt8.random(in: 0...255, using: &generator)
             for offset in index..<index + 4096 { bytes[offset] = offset % 97 == 0 ? UInt8(truncatingIfNeeded: offset) : value }
         }
-        FileManager.default.createFile(atPath: raw, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: raw, contents: Data(bytes))
         let image = fixture.path("c.qcow2")
         for clusterSize in ["4096", "65536"] {
             try fixture.tool("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=\(clusterSize),compression_type=\(type)", raw, image)
@@ -60,7 +60,7 @@ import Testing
 
     @Test func readsThroughAThreeDeepBackingChain() throws {
         let base = fixture.path("base.raw")
-        FileManager.default.createFile(atPath: base, contents: Data([UInt8](repeating: 0xAB, count: 3 << 20)))
+        _ = FileManager.default.createFile(atPath: base, contents: Data([UInt8](repeating: 0xAB, count: 3 << 20)))
         let middle = try fixture.create("middle.qcow2", options: "cluster_size=4096", backing: "base.raw", backingFormat: "raw")
         try fixture.qemuIO(middle, "write -P 0x01 0 8k", "write -z 64k 64k", "write -P 0x02 1M 5000")
         let top = try fixture.create("top.qcow2", size: "5M", options: "cluster_size=65536", backing: "middle.qcow2")

@@ -52,12 +52,12 @@ struct Qcow2Fixture {
     ) throws -> BlockNode {
         let file = try fileNode(path, readOnly: readOnly, discard: discard, sink: fileSink)
         let node = BlockNodeOptions(nodeName: "q-\(UUID().uuidString.prefix(8))", readOnly: readOnly, discard: discard)
-        let driver = try Qcow2Driver(options: options, file: file, node: node, backing: backing ?? Self.headerBacking)
+        let driver = try Qcow2Driver(options: options, file: file, node: node, backing: backing ?? Self.headerBacking())
         return try makeNode(driver, node)
     }
 
     /// Opens backing files as QEMU would: read-only, qcow2 or raw.
-    static var headerBacking: Qcow2Backing {
+    static func headerBacking() -> Qcow2Backing {
         .fromHeader { (filename: String, format: String?) throws(BlockError) -> BlockNode in
             do {
                 let file = try fileNode(filename, readOnly: true)
@@ -65,7 +65,7 @@ struct Qcow2Fixture {
                 if format == "raw" {
                     return try makeNode(RawDriver(options: RawOptions(), file: file, node: node), node)
                 }
-                return try makeNode(Qcow2Driver(options: Qcow2Options(), file: file, node: node, backing: headerBacking), node)
+                return try makeNode(Qcow2Driver(options: Qcow2Options(), file: file, node: node, backing: headerBacking()), node)
             } catch let error as BlockError {
                 throw error
             } catch {
