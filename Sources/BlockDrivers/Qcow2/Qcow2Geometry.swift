@@ -40,7 +40,7 @@ struct Qcow2Geometry: Sendable {
         l2Entries = header.clusterSize / 8
         sliceEntries = sliceBytes / 8
         refcountOrder = header.refcountOrder
-        refcountBlockEntries = header.clusterSize * 8 >> UInt64(header.refcountOrder)
+        refcountBlockEntries = (header.clusterSize * 8) >> UInt64(header.refcountOrder)
         virtualSize = header.size
         version = header.version
         compressionType = header.compressionType
