@@ -109,15 +109,16 @@ struct Qcow2Header: Sendable, Equatable {
             }
             if headerLength > 104 { compressionType = reader.u8(104) }
         }
-        try parseExtensions(&reader, fileSize: fileSize)
-        try validate(fileSize: fileSize)
         if backingFileOffset != 0 {
             guard backingFileOffset <= clusterSize, backingFileSize <= 1023,
-                  backingFileOffset + UInt64(backingFileSize) <= min(clusterSize, UInt64(bytes.count))
+                  backingFileOffset + UInt64(backingFileSize) <= min(clusterSize, UInt64(bytes.count)),
+                  backingFileOffset >= UInt64(headerLength)
             else { throw .invalidArgument("Invalid backing file offset") }
             let start = Int(backingFileOffset)
             backingFile = String(decoding: bytes[start..<start + Int(backingFileSize)], as: UTF8.self)
         }
+        try parseExtensions(&reader, fileSize: fileSize)
+        try validate(fileSize: fileSize)
     }
 
     private mutating func parseExtensions(_ reader: inout Qcow2ByteReader, fileSize: UInt64) throws(BlockError) {
