@@ -27,8 +27,10 @@ let package = Package(
         // Block layer core: nodes, graph, permissions, request validation, statistics,
         // write thresholds, events. No I/O of its own.
         .target(name: "BlockCore"),
-        // Block drivers: file, host_device, raw, null-co.
-        .target(name: "BlockDrivers", dependencies: ["BlockCore"]),
+        // The system zlib, for reading compressed qcow2 clusters.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Block drivers: file, host_device, raw, null-co, qcow2.
+        .target(name: "BlockDrivers", dependencies: ["BlockCore", "CZlib"]),
         // NBD wire codec: handshake, options, requests, replies as pure values.
         .target(name: "NBDWire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // NBD server: per-connection state machine and channel handler over the block layer.
