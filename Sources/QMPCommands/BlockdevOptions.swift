@@ -19,6 +19,7 @@ struct BlockdevOptions: QAPIStruct {
         case file(FileOptions)
         case hostDevice(FileOptions)
         case raw(RawOptions, file: BlockdevRef)
+        case qcow2(Qcow2Options, file: BlockdevRef, backing: BackingReference)
         case null(NullOptions, NullDriver.Variant)
     }
 
@@ -63,6 +64,23 @@ struct BlockdevOptions: QAPIStruct {
             let offset = try members.optional("offset", as: Int64.self)
             let size = try members.optional("size", as: Int64.self)
             specific = .raw(RawOptions(offset: offset, size: size), file: file)
+        case "qcow2":
+            let file = try members.required("file", as: BlockdevRef.self)
+            let backing: BackingReference = try members.optional("backing") ?? .fromHeader
+            var options = Qcow2Options()
+            options.lazyRefcounts = try members.optional("lazy-refcounts")
+            options.passDiscardRequest = try members.optional("pass-discard-request")
+            options.passDiscardSnapshot = try members.optional("pass-discard-snapshot")
+            options.passDiscardOther = try members.optional("pass-discard-other")
+            options.overlapCheck = members.optionalInput("overlap-check").map { $0.value.stringValue ?? "custom" }
+            options.cacheSize = try members.optional("cache-size")
+            options.l2CacheSize = try members.optional("l2-cache-size")
+            options.l2CacheEntrySize = try members.optional("l2-cache-entry-size")
+            options.refcountCacheSize = try members.optional("refcount-cache-size")
+            options.cacheCleanInterval = try members.optional("cache-clean-interval")
+            if members.contains("encrypt") { throw QAPIError("Encrypted qcow2 images are not supported by HighWater") }
+            if members.contains("data-file") { throw QAPIError("qcow2 external data files are not supported by HighWater") }
+            specific = .qcow2(options, file: file, backing: backing)
         case "null-co", "null-aio":
             let size = try members.optional("size", as: Int64.self)
             let latency = try members.optional("latency-ns", as: Int64.self)
@@ -99,6 +117,22 @@ indirect enum BlockdevRef: QAPIDecodable {
         case .string(let name): self = .reference(name)
         case .object: self = .inline(try BlockdevOptions(qapi: input))
         default: throw input.invalidAlternate("BlockdevRef")
+        }
+    }
+}
+
+/// QAPI `BlockdevRefOrNull` for a format's `backing`, plus "not given": open what the image
+/// header names.
+enum BackingReference: QAPIDecodable {
+    case fromHeader
+    case none
+    case reference(BlockdevRef)
+
+    init(qapi input: QAPIInput) throws(QAPIError) {
+        switch input.value {
+        case .null: self = .none
+        case .string, .object: self = .reference(try BlockdevRef(qapi: input))
+        default: throw input.invalidAlternate("BlockdevRefOrNull")
         }
     }
 }
