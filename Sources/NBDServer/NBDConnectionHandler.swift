@@ -6,6 +6,9 @@ import NIOCore
 /// requests on the server's `BlockIOExecutor` and writes the replies, in whatever order the
 /// I/O completes.
 ///
+/// Small requests recently observed to be fast run inline on the event loop; the others go
+/// to the executor (see `NBDInlineIOPolicy`).
+///
 /// Flushing: replies written while a read burst is being processed are flushed once in
 /// `channelReadComplete`; replies completed on I/O threads are drained in batches (one
 /// event-loop hop, one flush per batch).
@@ -23,7 +26,9 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     /// The export this connection is attached to in the registry.
     private var attachedExport: NBDExport?
     private let completions = NBDCompletionQueue()
-    private var drainedReplies: [ByteBuffer] = []
+    private var drained: [NBDCompletion] = []
+    /// Recent service time of small requests, for `NBDInlineIOPolicy`.
+    private var serviceTime = NBDServiceTimeEstimate()
 
     private var requestsInFlight = 0
     private var started = false
@@ -181,32 +186,47 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
 
     private func submit(_ request: NBDRequest, payload: ByteBuffer?, session: NBDTransmissionSession) {
         guard let context else { return }
+        let policy = server.inlineIO
+        let isSample = policy.isSmall(request)
+        if policy.runsInline(request, estimate: serviceTime) {
+            let start = NIODeadline.now()
+            let reply = session.perform(request, payload: payload)
+            if isSample { serviceTime.record((NIODeadline.now() - start).nanoseconds.clampedToUInt64) }
+            write(reply)
+            return
+        }
         requestsInFlight += 1
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let completions = self.completions
         server.executor.execute {
+            let start = isSample ? NIODeadline.now() : nil
             let reply = session.perform(request, payload: payload)
+            let completion = NBDCompletion(reply: reply, serviceTime: start.map { (NIODeadline.now() - $0).nanoseconds.clampedToUInt64 })
             if eventLoop.inEventLoop {
-                // Inline execution: no hop, and the read burst's flush covers the reply.
-                handler.value.requestCompleted(reply)
-            } else if completions.append(reply) {
+                // An inline executor: no hop, and the read burst's flush covers the reply.
+                handler.value.requestCompleted(completion)
+            } else if completions.append(completion) {
                 eventLoop.execute { handler.value.drainCompletions() }
             }
         }
     }
 
-    private func requestCompleted(_ reply: ByteBuffer) {
+    private func requestCompleted(_ completion: NBDCompletion) {
         requestsInFlight -= 1
-        write(reply)
+        if let sample = completion.serviceTime { serviceTime.record(sample) }
+        write(completion.reply)
         if !decoding { afterCompletions() }
     }
 
     private func drainCompletions() {
-        completions.takeAll(into: &drainedReplies)
-        requestsInFlight -= drainedReplies.count
-        for reply in drainedReplies { write(reply) }
-        drainedReplies.removeAll(keepingCapacity: true)
+        completions.takeAll(into: &drained)
+        requestsInFlight -= drained.count
+        for completion in drained {
+            if let sample = completion.serviceTime { serviceTime.record(sample) }
+            write(completion.reply)
+        }
+        drained.removeAll(keepingCapacity: true)
         afterCompletions()
     }
 
@@ -275,4 +295,8 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         stateMachine.closing()
         context.close(promise: nil)
     }
+}
+
+extension Int64 {
+    fileprivate var clampedToUInt64: UInt64 { self > 0 ? UInt64(self) : 0 }
 }

@@ -6,28 +6,30 @@ import Synchronization
 /// The daemon owns the listening sockets; for each accepted channel it calls
 /// `configure(channel:)` (or adds `makeConnectionHandler()` itself).
 ///
-/// I/O policy: every request's block I/O is handed to `executor` as one work item. The
-/// daemon chooses the trade-off there: a thread pool keeps slow storage from stalling the
-/// event loops (QEMU's aio=threads), an inline executor saves the hand-off when the storage
-/// is memory-fast. Completions are batched back to the event loop (one hop and one flush per
-/// burst), and each connection keeps at most `maximumRequestsInFlight` requests running; it
-/// stops reading from the socket beyond that, or while the peer does not read its replies.
+/// I/O policy: small reads and writes that were recently fast (page-cache hits) run inline
+/// on the connection's event loop; everything else is handed to `executor` (a thread pool,
+/// as QEMU's aio=threads), one work item per request — see `NBDInlineIOPolicy`. Completions
+/// come back to the event loop in batches (one hop and one flush per burst). Each connection
+/// keeps at most `maximumRequestsInFlight` requests running and stops reading from the
+/// socket beyond that, or while the peer does not read its replies.
 public final class NBDServer: Sendable {
     public let registry: NBDExportRegistry
     /// 0 means unlimited (`nbd-server-start max-connections`).
     public let maximumConnections: Int
     let executor: any BlockIOExecutor
     let maximumRequestsInFlight: Int
+    let inlineIO: NBDInlineIOPolicy
     let logger: Logger
     private let connections = Mutex<[ObjectIdentifier: NBDConnectionToken]>([:])
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
-                maximumRequestsInFlight: Int = 64, logger: Logger) {
+                maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger) {
         self.registry = registry
         self.executor = executor
         self.maximumConnections = maximumConnections
         self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
+        self.inlineIO = inlineIO
         self.logger = logger
     }
 

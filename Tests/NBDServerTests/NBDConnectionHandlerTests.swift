@@ -17,9 +17,9 @@ import Testing
     }
 
     private func makeServer(executor: any BlockIOExecutor = InlineBlockIOExecutor(), maximumConnections: Int = 0,
-                            maximumRequestsInFlight: Int = 64) -> NBDServer {
+                            maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .never) -> NBDServer {
         NBDServer(registry: registry, executor: executor, maximumConnections: maximumConnections,
-                  maximumRequestsInFlight: maximumRequestsInFlight, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                  maximumRequestsInFlight: maximumRequestsInFlight, inlineIO: inlineIO, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     @Test func fullSessionLikeQemuImg() throws {
@@ -142,6 +142,24 @@ import Testing
         executor.run(at: 0)
         #expect(executor.pendingCount == 0)
         #expect(try client.receive().map(\.cookie) == [1, 2, 3, 4, 5])
+    }
+
+    @Test func fastSmallRequestsRunInlineUntilOneIsSlow() throws {
+        let executor = DeferredBlockIOExecutor()
+        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, inlineIO: .adaptive))
+        try client.handshake()
+        try client.send(NBDRequest(command: .read, cookie: 1, offset: 0, length: 4096))
+        try client.send(NBDRequest(command: .flush, cookie: 2))
+        try client.send(NBDRequest(command: .read, cookie: 3, offset: 0, length: 128 * 1024))
+        #expect(executor.pendingCount == 2, "FLUSH and the large read go to the executor")
+        #expect(try client.receive().map(\.cookie) == [1])
+
+        driver.delay(microseconds: 2_000)
+        try client.send(NBDRequest(command: .read, cookie: 4, offset: 0, length: 4096))
+        #expect(try client.receive().map(\.cookie) == [4], "still inline: nothing slow seen yet")
+        try client.send(NBDRequest(command: .write, cookie: 5, offset: 0, length: 1), payload: [1])
+        #expect(executor.pendingCount == 3, "after a slow request small ones go to the executor too")
+        #expect(try client.receive().isEmpty)
     }
 
     @Test func maximumConnectionsRefusesTheNextClient() throws {
