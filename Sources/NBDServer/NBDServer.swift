@@ -51,12 +51,17 @@ public final class NBDServer: Sendable {
         return NBDConnectionHandler(server: self, logger: logger)
     }
 
-    /// Adds the connection handler to a freshly accepted channel.
+    /// Sets up a freshly accepted channel: receive buffers that may grow to 4 MiB (a large
+    /// WRITE payload then arrives in few reads, mostly as one slice, instead of 64 KiB pieces
+    /// copied together), and the connection handler.
     public func configure(channel: any Channel) -> EventLoopFuture<Void> {
-        channel.eventLoop.submit {
+        channel.setOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator).flatMapThrowing {
+            // Callbacks of the channel's futures run on its event loop.
             try channel.pipeline.syncOperations.addHandler(self.makeConnectionHandler())
         }
     }
+
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 4 << 20)
 
     /// Closes every connection, negotiating or not (`nbd-server-stop`, with
     /// `registry.removeAll()`).

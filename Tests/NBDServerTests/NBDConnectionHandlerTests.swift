@@ -209,3 +209,16 @@ extension NBDServerMessage {
         }
     }
 }
+
+@Suite struct NBDServerConfigureTests {
+    @Test func configureAddsAGreetingHandler() throws {
+        let server = NBDServer(registry: NBDExportRegistry(), executor: InlineBlockIOExecutor(),
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let channel = EmbeddedChannel()
+        try server.configure(channel: channel).wait()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 10809)).wait()
+        var greeting = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(greeting.readInteger(as: UInt64.self) == NBDMagic.greeting)
+        #expect(server.connectionCount == 1)
+    }
+}
