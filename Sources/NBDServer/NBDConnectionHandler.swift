@@ -74,7 +74,9 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        close(reason: "\(error)")
+        // Socket errors (a reset peer) are the client's business: no noise above debug.
+        logger.debug("NBD connection error: \(error)")
+        close(reason: nil)
     }
 
     /// The connection is up: count it (or refuse it over `max-connections`) and greet.

@@ -20,17 +20,20 @@ public final class NBDServer: Sendable {
     let maximumRequestsInFlight: Int
     let inlineIO: NBDInlineIOPolicy
     let logger: Logger
+    private let connectionCountDidChange: (@Sendable (Int) -> Void)?
     private let connections = Mutex<[ObjectIdentifier: NBDConnectionToken]>([:])
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
-                maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger) {
+                maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
+                connectionCountDidChange: (@Sendable (Int) -> Void)? = nil) {
         self.registry = registry
         self.executor = executor
         self.maximumConnections = maximumConnections
         self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
         self.inlineIO = inlineIO
         self.logger = logger
+        self.connectionCountDidChange = connectionCountDidChange
     }
 
     /// Connections open right now (negotiating or transmitting).
@@ -39,7 +42,8 @@ public final class NBDServer: Sendable {
     }
 
     /// False once `max-connections` clients are connected: the daemon should stop accepting
-    /// (QEMU stops listening) until one leaves. A connection added anyway is closed at once.
+    /// (QEMU stops listening) until one leaves — `connectionCountDidChange` tells when. A
+    /// connection added anyway is closed at once.
     public var canAcceptConnection: Bool {
         maximumConnections == 0 || connectionCount < maximumConnections
     }
@@ -72,14 +76,20 @@ public final class NBDServer: Sendable {
 
     /// Counts a new connection; false when over the limit.
     func connectionOpened(_ token: NBDConnectionToken) -> Bool {
-        connections.withLock { connections in
-            guard maximumConnections == 0 || connections.count < maximumConnections else { return false }
+        let count: Int? = connections.withLock { connections in
+            guard maximumConnections == 0 || connections.count < maximumConnections else { return nil }
             connections[ObjectIdentifier(token)] = token
-            return true
+            return connections.count
         }
+        guard let count else { return false }
+        connectionCountDidChange?(count)
+        return true
     }
 
     func connectionClosed(_ token: NBDConnectionToken) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(token)) }
+        let count: Int? = connections.withLock { connections in
+            connections.removeValue(forKey: ObjectIdentifier(token)) == nil ? nil : connections.count
+        }
+        if let count { connectionCountDidChange?(count) }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NBDWire
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 @testable import NBDServer
 
@@ -146,7 +147,9 @@ import Testing
 
     @Test func fastSmallRequestsRunInlineUntilOneIsSlow() throws {
         let executor = DeferredBlockIOExecutor()
-        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, inlineIO: .adaptive))
+        // Limits far from the test's own timing noise: "fast" below 2 ms, a slow request 20 ms.
+        let policy = NBDInlineIOPolicy(maximumLength: 65536, latencyLimitNanoseconds: 2_000_000)
+        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, inlineIO: policy))
         try client.handshake()
         try client.send(NBDRequest(command: .read, cookie: 1, offset: 0, length: 4096))
         try client.send(NBDRequest(command: .flush, cookie: 2))
@@ -154,7 +157,7 @@ import Testing
         #expect(executor.pendingCount == 2, "FLUSH and the large read go to the executor")
         #expect(try client.receive().map(\.cookie) == [1])
 
-        driver.delay(microseconds: 2_000)
+        driver.delay(microseconds: 20_000)
         try client.send(NBDRequest(command: .read, cookie: 4, offset: 0, length: 4096))
         #expect(try client.receive().map(\.cookie) == [4], "still inline: nothing slow seen yet")
         try client.send(NBDRequest(command: .write, cookie: 5, offset: 0, length: 1), payload: [1])
@@ -163,7 +166,10 @@ import Testing
     }
 
     @Test func maximumConnectionsRefusesTheNextClient() throws {
-        let server = makeServer(maximumConnections: 1)
+        let counts = Mutex<[Int]>([])
+        let server = NBDServer(registry: registry, executor: InlineBlockIOExecutor(), maximumConnections: 1,
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                               connectionCountDidChange: { count in counts.withLock { $0.append(count) } })
         let first = try EmbeddedNBDClient(server: server)
         #expect(!server.canAcceptConnection)
         let second = try EmbeddedNBDClient(server: server)
@@ -173,6 +179,7 @@ import Testing
         #expect(server.connectionCount == 1)
         try first.channel.close().wait()
         #expect(server.canAcceptConnection)
+        #expect(counts.withLock { $0 } == [1, 0])
     }
 
     @Test func hardRemovalDisconnectsClientsThenDeletes() throws {
