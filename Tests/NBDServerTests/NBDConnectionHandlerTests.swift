@@ -60,6 +60,72 @@ import Testing
         #expect(server.connectionCount == 0)
     }
 
+    @Test func wholeSessionPipelinedAndFedByteByByte() throws {
+        var wire = ByteBuffer()
+        wire.writeNBDClientFlags([.fixedNewstyle, .noZeroes])
+        wire.writeNBDOption(.structuredReply)
+        var go = ByteBuffer()
+        NBDExportInfoRequest(exportName: "disk").encode(into: &go)
+        wire.writeNBDOption(.go, data: go)
+        NBDRequest(command: .write, cookie: 1, offset: 10, length: 3).encode(into: &wire)
+        wire.writeBytes([4, 5, 6])
+        NBDRequest(command: .read, cookie: 2, offset: 9, length: 5).encode(into: &wire)
+        NBDRequest(command: .disconnect, cookie: 3).encode(into: &wire)
+
+        let client = try EmbeddedNBDClient(server: makeServer())
+        for byte in wire.readableBytesView {
+            try client.channel.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        var replies = try client.receive()
+        #expect(replies.removeFirst() == .greeting([.fixedNewstyle, .noZeroes]))
+        #expect(replies.removeFirst() == .optionReply(.structuredReply, .ack))
+        while case .optionReply(.go, let reply) = replies.first {
+            replies.removeFirst()
+            if reply == .ack { client.decoder.phase = .transmission }
+        }
+        replies += try client.receive()
+        #expect(replies == [
+            .simpleReply(error: nil, cookie: 1, data: nil),
+            .chunk(NBDReplyChunk(cookie: 2, content: .offsetData(offset: 9, data: ByteBuffer(bytes: [0, 4, 5, 6, 0])))),
+        ])
+        #expect(!client.channel.isActive)
+    }
+
+    @Test func everyPipelinedRequestIsAnsweredOnceWhateverTheCompletionOrder() throws {
+        let executor = DeferredBlockIOExecutor()
+        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, maximumRequestsInFlight: 8))
+        try client.handshake()
+        var generator = SystemRandomNumberGenerator()
+        var expected: [UInt64: [UInt8]] = [:]
+        var answered: [UInt64] = []
+        for round in 0..<20 {
+            try client.send { buffer in
+                for index in 0..<10 {
+                    let cookie = UInt64(round * 10 + index)
+                    // Each request owns its 16-byte slot: writes and reads never overlap.
+                    let offset = cookie * 16
+                    if cookie % 2 == 0 {
+                        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                        expected[cookie + 1] = bytes
+                        NBDRequest(command: .write, cookie: cookie, offset: offset, length: 16).encode(into: &buffer)
+                        buffer.writeBytes(bytes)
+                    } else {
+                        NBDRequest(command: .flush, cookie: cookie).encode(into: &buffer)
+                    }
+                }
+            }
+            while executor.pendingCount > 0 {
+                executor.run(at: Int.random(in: 0..<executor.pendingCount, using: &generator))
+            }
+            answered += try client.receive().compactMap(\.cookie)
+        }
+        #expect(answered.sorted() == Array(0..<200))
+        for (cookie, bytes) in expected {
+            let offset = Int(cookie - 1) * 16
+            #expect(driver.contents(offset..<offset + 16) == bytes)
+        }
+    }
+
     @Test func invalidRequestsKeepTheConnectionWorking() throws {
         let client = try EmbeddedNBDClient(server: makeServer())
         try client.handshake()
