@@ -5,6 +5,8 @@ import Synchronization
 /// request is a sample for `NBDInlineIOPolicy`.
 struct NBDCompletion {
     var reply: ByteBuffer
+    /// The data the request read or wrote (for the connection's in-flight budget).
+    var bytes: Int = 0
     var serviceTime: UInt64?
 }
 

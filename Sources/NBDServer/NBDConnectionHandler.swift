@@ -31,6 +31,8 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     private var serviceTime = NBDServiceTimeEstimate()
 
     private var requestsInFlight = 0
+    /// Data the requests in flight read or write: bounds the memory one client can pin.
+    private var bytesInFlight = 0
     private var started = false
     /// Inside `channelRead`…`channelReadComplete`: flushing waits for the end of the burst.
     /// `write` never flushes; whoever ends a batch does.
@@ -127,7 +129,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         guard !decoding else { return }
         decoding = true
         defer { decoding = false }
-        while !closing && !disconnectRequested && requestsInFlight < server.maximumRequestsInFlight {
+        while !closing && !disconnectRequested && !hasTooMuchInFlight {
             let message: NBDClientMessage?
             do {
                 message = try decoder.next()
@@ -197,14 +199,17 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
             write(reply)
             return
         }
+        let bytes = request.command == .read || request.command == .write ? Int(request.length) : 0
         requestsInFlight += 1
+        bytesInFlight += bytes
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let completions = self.completions
         server.executor.execute {
             let start = isSample ? NIODeadline.now() : nil
             let reply = session.perform(request, payload: payload)
-            let completion = NBDCompletion(reply: reply, serviceTime: start.map { (NIODeadline.now() - $0).nanoseconds.clampedToUInt64 })
+            let completion = NBDCompletion(reply: reply, bytes: bytes,
+                                           serviceTime: start.map { (NIODeadline.now() - $0).nanoseconds.clampedToUInt64 })
             if eventLoop.inEventLoop {
                 // An inline executor: no hop, and the read burst's flush covers the reply.
                 handler.value.requestCompleted(completion)
@@ -216,6 +221,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
 
     private func requestCompleted(_ completion: NBDCompletion) {
         requestsInFlight -= 1
+        bytesInFlight -= completion.bytes
         if let sample = completion.serviceTime { serviceTime.record(sample) }
         write(completion.reply)
         if !decoding { afterCompletions() }
@@ -225,6 +231,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         completions.takeAll(into: &drained)
         requestsInFlight -= drained.count
         for completion in drained {
+            bytesInFlight -= completion.bytes
             if let sample = completion.serviceTime { serviceTime.record(sample) }
             write(completion.reply)
         }
@@ -276,9 +283,15 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Too many requests running, or the peer does not read its replies: stop reading.
+    /// Too much running, or the peer does not read its replies: stop reading.
     private var isSaturated: Bool {
-        requestsInFlight >= server.maximumRequestsInFlight || !(context?.channel.isWritable ?? true)
+        hasTooMuchInFlight || !(context?.channel.isWritable ?? true)
+    }
+
+    /// At `maximumRequestsInFlight` requests, or at `maximumBytesInFlight` bytes of data
+    /// (which a maximal 32 MiB request always fits below, so one request always runs).
+    private var hasTooMuchInFlight: Bool {
+        requestsInFlight >= server.maximumRequestsInFlight || bytesInFlight >= server.maximumBytesInFlight
     }
 
     private func resumeReadingIfPossible() {

@@ -10,14 +10,16 @@ import Synchronization
 /// on the connection's event loop; everything else is handed to `executor` (a thread pool,
 /// as QEMU's aio=threads), one work item per request — see `NBDInlineIOPolicy`. Completions
 /// come back to the event loop in batches (one hop and one flush per burst). Each connection
-/// keeps at most `maximumRequestsInFlight` requests running and stops reading from the
-/// socket beyond that, or while the peer does not read its replies.
+/// keeps at most `maximumRequestsInFlight` requests and `maximumBytesInFlight` bytes of
+/// READ/WRITE data running and stops reading from the socket beyond that, or while the peer
+/// does not read its replies.
 public final class NBDServer: Sendable {
     public let registry: NBDExportRegistry
     /// 0 means unlimited (`nbd-server-start max-connections`).
     public let maximumConnections: Int
     let executor: any BlockIOExecutor
     let maximumRequestsInFlight: Int
+    let maximumBytesInFlight: Int
     let inlineIO: NBDInlineIOPolicy
     let logger: Logger
     private let connectionCountDidChange: (@Sendable (Int) -> Void)?
@@ -25,12 +27,13 @@ public final class NBDServer: Sendable {
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
-                maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
+                maximumRequestsInFlight: Int = 64, maximumBytesInFlight: Int = 64 << 20, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
                 connectionCountDidChange: (@Sendable (Int) -> Void)? = nil) {
         self.registry = registry
         self.executor = executor
         self.maximumConnections = maximumConnections
         self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
+        self.maximumBytesInFlight = max(1, maximumBytesInFlight)
         self.inlineIO = inlineIO
         self.logger = logger
         self.connectionCountDidChange = connectionCountDidChange

@@ -231,6 +231,26 @@ import Testing
         #expect(try client.receive().isEmpty)
     }
 
+    @Test func largeRequestsAreLimitedByBytesInFlight() throws {
+        let executor = DeferredBlockIOExecutor()
+        let server = NBDServer(registry: registry, executor: executor, maximumBytesInFlight: 300_000, inlineIO: .never,
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let client = try EmbeddedNBDClient(server: server)
+        try client.handshake()
+        try client.send { buffer in
+            for cookie in UInt64(1)...4 {
+                NBDRequest(command: .read, cookie: cookie, offset: 0, length: 200_000).encode(into: &buffer)
+            }
+        }
+        #expect(executor.pendingCount == 2, "the second one crosses the budget; no third")
+        executor.run(at: 0)
+        #expect(executor.pendingCount == 2)
+        executor.run(at: 0)
+        executor.run(at: 0)
+        executor.run(at: 0)
+        #expect(try client.receive().map(\.cookie) == [1, 2, 3, 4])
+    }
+
     @Test func maximumConnectionsRefusesTheNextClient() throws {
         let counts = Mutex<[Int]>([])
         let server = NBDServer(registry: registry, executor: InlineBlockIOExecutor(), maximumConnections: 1,
