@@ -18,7 +18,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     public typealias OutboundOut = ByteBuffer
 
     private let server: NBDServer
-    private var logger: Logger
+    private let logger: Logger
     private var decoder = NBDServerDecoder()
     private var stateMachine: NBDConnectionStateMachine
     private var context: ChannelHandlerContext?
