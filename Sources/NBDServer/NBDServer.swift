@@ -6,29 +6,37 @@ import Synchronization
 /// The daemon owns the listening sockets; for each accepted channel it calls
 /// `configure(channel:)` (or adds `makeConnectionHandler()` itself).
 ///
-/// I/O policy: every request's block I/O is handed to `executor` as one work item. The
-/// daemon chooses the trade-off there: a thread pool keeps slow storage from stalling the
-/// event loops (QEMU's aio=threads), an inline executor saves the hand-off when the storage
-/// is memory-fast. Completions are batched back to the event loop (one hop and one flush per
-/// burst), and each connection keeps at most `maximumRequestsInFlight` requests running; it
-/// stops reading from the socket beyond that, or while the peer does not read its replies.
+/// I/O policy: small reads and writes that were recently fast (page-cache hits) run inline
+/// on the connection's event loop; everything else is handed to `executor` (a thread pool,
+/// as QEMU's aio=threads), one work item per request — see `NBDInlineIOPolicy`. Completions
+/// come back to the event loop in batches (one hop and one flush per burst). Each connection
+/// keeps at most `maximumRequestsInFlight` requests and `maximumBytesInFlight` bytes of
+/// READ/WRITE data running and stops reading from the socket beyond that, or while the peer
+/// does not read its replies.
 public final class NBDServer: Sendable {
     public let registry: NBDExportRegistry
     /// 0 means unlimited (`nbd-server-start max-connections`).
     public let maximumConnections: Int
     let executor: any BlockIOExecutor
     let maximumRequestsInFlight: Int
+    let maximumBytesInFlight: Int
+    let inlineIO: NBDInlineIOPolicy
     let logger: Logger
+    private let connectionCountDidChange: (@Sendable (Int) -> Void)?
     private let connections = Mutex<[ObjectIdentifier: NBDConnectionToken]>([:])
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
-                maximumRequestsInFlight: Int = 64, logger: Logger) {
+                maximumRequestsInFlight: Int = 64, maximumBytesInFlight: Int = 64 << 20, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
+                connectionCountDidChange: (@Sendable (Int) -> Void)? = nil) {
         self.registry = registry
         self.executor = executor
         self.maximumConnections = maximumConnections
         self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
+        self.maximumBytesInFlight = max(1, maximumBytesInFlight)
+        self.inlineIO = inlineIO
         self.logger = logger
+        self.connectionCountDidChange = connectionCountDidChange
     }
 
     /// Connections open right now (negotiating or transmitting).
@@ -37,7 +45,8 @@ public final class NBDServer: Sendable {
     }
 
     /// False once `max-connections` clients are connected: the daemon should stop accepting
-    /// (QEMU stops listening) until one leaves. A connection added anyway is closed at once.
+    /// (QEMU stops listening) until one leaves — `connectionCountDidChange` tells when. A
+    /// connection added anyway is closed at once.
     public var canAcceptConnection: Bool {
         maximumConnections == 0 || connectionCount < maximumConnections
     }
@@ -49,12 +58,17 @@ public final class NBDServer: Sendable {
         return NBDConnectionHandler(server: self, logger: logger)
     }
 
-    /// Adds the connection handler to a freshly accepted channel.
+    /// Sets up a freshly accepted channel: receive buffers that may grow to 4 MiB (a large
+    /// WRITE payload then arrives in few reads, mostly as one slice, instead of 64 KiB pieces
+    /// copied together), and the connection handler.
     public func configure(channel: any Channel) -> EventLoopFuture<Void> {
-        channel.eventLoop.submit {
+        channel.setOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator).flatMapThrowing {
+            // Callbacks of the channel's futures run on its event loop.
             try channel.pipeline.syncOperations.addHandler(self.makeConnectionHandler())
         }
     }
+
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 4 << 20)
 
     /// Closes every connection, negotiating or not (`nbd-server-stop`, with
     /// `registry.removeAll()`).
@@ -65,14 +79,20 @@ public final class NBDServer: Sendable {
 
     /// Counts a new connection; false when over the limit.
     func connectionOpened(_ token: NBDConnectionToken) -> Bool {
-        connections.withLock { connections in
-            guard maximumConnections == 0 || connections.count < maximumConnections else { return false }
+        let count: Int? = connections.withLock { connections in
+            guard maximumConnections == 0 || connections.count < maximumConnections else { return nil }
             connections[ObjectIdentifier(token)] = token
-            return true
+            return connections.count
         }
+        guard let count else { return false }
+        connectionCountDidChange?(count)
+        return true
     }
 
     func connectionClosed(_ token: NBDConnectionToken) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(token)) }
+        let count: Int? = connections.withLock { connections in
+            connections.removeValue(forKey: ObjectIdentifier(token)) == nil ? nil : connections.count
+        }
+        if let count { connectionCountDidChange?(count) }
     }
 }

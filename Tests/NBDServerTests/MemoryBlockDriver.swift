@@ -1,5 +1,6 @@
 import NBDServer
 import BlockCore
+import Glibc
 import Synchronization
 
 /// An in-memory driver for the tests: contents, per-cluster allocation (64 KiB clusters,
@@ -17,6 +18,7 @@ final class MemoryBlockDriver: BlockDriver {
         var allocated: [Bool]
         var calls: [Call] = []
         var failure: BlockError?
+        var delayMicroseconds: UInt32 = 0
     }
 
     static let clusterSize: UInt64 = 65536
@@ -34,12 +36,15 @@ final class MemoryBlockDriver: BlockDriver {
     var calls: [Call] { state.withLock { $0.calls } }
     func contents(_ range: Range<Int>) -> [UInt8] { state.withLock { Array($0.bytes[range]) } }
     func fail(with error: BlockError?) { state.withLock { $0.failure = error } }
+    /// Makes every read and write take at least this long (a slow device).
+    func delay(microseconds: UInt32) { state.withLock { $0.delayMicroseconds = microseconds } }
 
     func currentSize() throws(BlockError) -> UInt64 { state.withLock { UInt64($0.bytes.count) } }
 
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
         try state.withLock { state throws(BlockError) in
             if let failure = state.failure { throw failure }
+            usleep(state.delayMicroseconds)
             state.bytes.withUnsafeBytes { bytes in
                 buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<Int(offset) + buffer.count]))
             }
@@ -50,6 +55,7 @@ final class MemoryBlockDriver: BlockDriver {
         try state.withLock { state throws(BlockError) in
             state.calls.append(.write(offset: offset, length: buffer.count, flags: flags))
             if let failure = state.failure { throw failure }
+            usleep(state.delayMicroseconds)
             state.bytes.replaceSubrange(Int(offset)..<Int(offset) + buffer.count, with: buffer)
             Self.mark(&state, offset: offset, length: UInt64(buffer.count), allocated: true)
         }

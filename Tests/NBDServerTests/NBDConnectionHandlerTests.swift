@@ -3,6 +3,7 @@ import Logging
 import NBDWire
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 @testable import NBDServer
 
@@ -17,9 +18,9 @@ import Testing
     }
 
     private func makeServer(executor: any BlockIOExecutor = InlineBlockIOExecutor(), maximumConnections: Int = 0,
-                            maximumRequestsInFlight: Int = 64) -> NBDServer {
+                            maximumRequestsInFlight: Int = 64, inlineIO: NBDInlineIOPolicy = .never) -> NBDServer {
         NBDServer(registry: registry, executor: executor, maximumConnections: maximumConnections,
-                  maximumRequestsInFlight: maximumRequestsInFlight, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                  maximumRequestsInFlight: maximumRequestsInFlight, inlineIO: inlineIO, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     @Test func fullSessionLikeQemuImg() throws {
@@ -57,6 +58,72 @@ import Testing
         #expect(!client.channel.isActive)
         #expect(registry.exports.first?.connectionCount == 0)
         #expect(server.connectionCount == 0)
+    }
+
+    @Test func wholeSessionPipelinedAndFedByteByByte() throws {
+        var wire = ByteBuffer()
+        wire.writeNBDClientFlags([.fixedNewstyle, .noZeroes])
+        wire.writeNBDOption(.structuredReply)
+        var go = ByteBuffer()
+        NBDExportInfoRequest(exportName: "disk").encode(into: &go)
+        wire.writeNBDOption(.go, data: go)
+        NBDRequest(command: .write, cookie: 1, offset: 10, length: 3).encode(into: &wire)
+        wire.writeBytes([4, 5, 6])
+        NBDRequest(command: .read, cookie: 2, offset: 9, length: 5).encode(into: &wire)
+        NBDRequest(command: .disconnect, cookie: 3).encode(into: &wire)
+
+        let client = try EmbeddedNBDClient(server: makeServer())
+        for byte in wire.readableBytesView {
+            try client.channel.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        var replies = try client.receive()
+        #expect(replies.removeFirst() == .greeting([.fixedNewstyle, .noZeroes]))
+        #expect(replies.removeFirst() == .optionReply(.structuredReply, .ack))
+        while case .optionReply(.go, let reply) = replies.first {
+            replies.removeFirst()
+            if reply == .ack { client.decoder.phase = .transmission }
+        }
+        replies += try client.receive()
+        #expect(replies == [
+            .simpleReply(error: nil, cookie: 1, data: nil),
+            .chunk(NBDReplyChunk(cookie: 2, content: .offsetData(offset: 9, data: ByteBuffer(bytes: [0, 4, 5, 6, 0])))),
+        ])
+        #expect(!client.channel.isActive)
+    }
+
+    @Test func everyPipelinedRequestIsAnsweredOnceWhateverTheCompletionOrder() throws {
+        let executor = DeferredBlockIOExecutor()
+        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, maximumRequestsInFlight: 8))
+        try client.handshake()
+        var generator = SystemRandomNumberGenerator()
+        var expected: [UInt64: [UInt8]] = [:]
+        var answered: [UInt64] = []
+        for round in 0..<20 {
+            try client.send { buffer in
+                for index in 0..<10 {
+                    let cookie = UInt64(round * 10 + index)
+                    // Each request owns its 16-byte slot: writes and reads never overlap.
+                    let offset = cookie * 16
+                    if cookie % 2 == 0 {
+                        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                        expected[cookie + 1] = bytes
+                        NBDRequest(command: .write, cookie: cookie, offset: offset, length: 16).encode(into: &buffer)
+                        buffer.writeBytes(bytes)
+                    } else {
+                        NBDRequest(command: .flush, cookie: cookie).encode(into: &buffer)
+                    }
+                }
+            }
+            while executor.pendingCount > 0 {
+                executor.run(at: Int.random(in: 0..<executor.pendingCount, using: &generator))
+            }
+            answered += try client.receive().compactMap(\.cookie)
+        }
+        #expect(answered.sorted() == Array(0..<200))
+        for (cookie, bytes) in expected {
+            let offset = Int(cookie - 1) * 16
+            #expect(driver.contents(offset..<offset + 16) == bytes)
+        }
     }
 
     @Test func invalidRequestsKeepTheConnectionWorking() throws {
@@ -144,8 +211,51 @@ import Testing
         #expect(try client.receive().map(\.cookie) == [1, 2, 3, 4, 5])
     }
 
+    @Test func fastSmallRequestsRunInlineUntilOneIsSlow() throws {
+        let executor = DeferredBlockIOExecutor()
+        // Limits far from the test's own timing noise: "fast" below 2 ms, a slow request 20 ms.
+        let policy = NBDInlineIOPolicy(maximumLength: 65536, latencyLimitNanoseconds: 2_000_000)
+        let client = try EmbeddedNBDClient(server: makeServer(executor: executor, inlineIO: policy))
+        try client.handshake()
+        try client.send(NBDRequest(command: .read, cookie: 1, offset: 0, length: 4096))
+        try client.send(NBDRequest(command: .flush, cookie: 2))
+        try client.send(NBDRequest(command: .read, cookie: 3, offset: 0, length: 128 * 1024))
+        #expect(executor.pendingCount == 2, "FLUSH and the large read go to the executor")
+        #expect(try client.receive().map(\.cookie) == [1])
+
+        driver.delay(microseconds: 20_000)
+        try client.send(NBDRequest(command: .read, cookie: 4, offset: 0, length: 4096))
+        #expect(try client.receive().map(\.cookie) == [4], "still inline: nothing slow seen yet")
+        try client.send(NBDRequest(command: .write, cookie: 5, offset: 0, length: 1), payload: [1])
+        #expect(executor.pendingCount == 3, "after a slow request small ones go to the executor too")
+        #expect(try client.receive().isEmpty)
+    }
+
+    @Test func largeRequestsAreLimitedByBytesInFlight() throws {
+        let executor = DeferredBlockIOExecutor()
+        let server = NBDServer(registry: registry, executor: executor, maximumBytesInFlight: 300_000, inlineIO: .never,
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let client = try EmbeddedNBDClient(server: server)
+        try client.handshake()
+        try client.send { buffer in
+            for cookie in UInt64(1)...4 {
+                NBDRequest(command: .read, cookie: cookie, offset: 0, length: 200_000).encode(into: &buffer)
+            }
+        }
+        #expect(executor.pendingCount == 2, "the second one crosses the budget; no third")
+        executor.run(at: 0)
+        #expect(executor.pendingCount == 2)
+        executor.run(at: 0)
+        executor.run(at: 0)
+        executor.run(at: 0)
+        #expect(try client.receive().map(\.cookie) == [1, 2, 3, 4])
+    }
+
     @Test func maximumConnectionsRefusesTheNextClient() throws {
-        let server = makeServer(maximumConnections: 1)
+        let counts = Mutex<[Int]>([])
+        let server = NBDServer(registry: registry, executor: InlineBlockIOExecutor(), maximumConnections: 1,
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                               connectionCountDidChange: { count in counts.withLock { $0.append(count) } })
         let first = try EmbeddedNBDClient(server: server)
         #expect(!server.canAcceptConnection)
         let second = try EmbeddedNBDClient(server: server)
@@ -155,6 +265,7 @@ import Testing
         #expect(server.connectionCount == 1)
         try first.channel.close().wait()
         #expect(server.canAcceptConnection)
+        #expect(counts.withLock { $0 } == [1, 0])
     }
 
     @Test func hardRemovalDisconnectsClientsThenDeletes() throws {
@@ -189,5 +300,18 @@ extension NBDServerMessage {
         case .chunk(let chunk): chunk.cookie
         default: nil
         }
+    }
+}
+
+@Suite struct NBDServerConfigureTests {
+    @Test func configureAddsAGreetingHandler() throws {
+        let server = NBDServer(registry: NBDExportRegistry(), executor: InlineBlockIOExecutor(),
+                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let channel = EmbeddedChannel()
+        try server.configure(channel: channel).wait()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 10809)).wait()
+        var greeting = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(greeting.readInteger(as: UInt64.self) == NBDMagic.greeting)
+        #expect(server.connectionCount == 1)
     }
 }
