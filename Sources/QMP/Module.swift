@@ -1,1 +1,0 @@
-// Placeholder: the module's first type lands here.
