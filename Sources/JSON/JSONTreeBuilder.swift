@@ -15,8 +15,8 @@ struct JSONTreeBuilder {
     }
 
     private enum Frame {
-        case array([JSONValue], ArrayPhase)
-        case object(ObjectUnderConstruction, ObjectPhase)
+        case array(ArrayPhase)
+        case object(ObjectPhase)
     }
 
     /// Members plus, once the object gets large, a key set so duplicate detection stays
@@ -40,7 +40,11 @@ struct JSONTreeBuilder {
     /// QEMU formats parser messages into a 1024-byte buffer: longer ones are cut.
     private static let maximumMessageLength = 1023
 
-    private var stack: [Frame] = []
+    // Open containers, innermost last. Their contents live in separate stacks so they are
+    // appended to in place (a copy per element would make big arrays quadratic).
+    private var frames: [Frame] = []
+    private var openArrays: [[JSONValue]] = []
+    private var openObjects: [ObjectUnderConstruction] = []
     private var value: JSONValue?
     private var error: String?
 
@@ -55,27 +59,25 @@ struct JSONTreeBuilder {
         // After the first error QEMU's parser stops looking; the streamer still counts
         // brackets to know where the message ends.
         guard error == nil, value == nil else { return }
-        switch stack.last {
-        case nil:
+        switch frames.last {
+        case nil, .array(.afterComma), .object(.afterColon), .object(.afterComma):
             beginValue(token)
-        case .array(_, .afterOpen):
+        case .array(.afterOpen):
             if token.kind == .rightBracket { closeContainer() } else { beginValue(token) }
-        case .array(_, .afterComma), .object(_, .afterColon), .object(_, .afterComma):
-            beginValue(token)
-        case .array(let elements, .afterElement):
+        case .array(.afterElement):
             switch token.kind {
             case .rightBracket: closeContainer()
-            case .comma: replaceTop(.array(elements, .afterComma))
+            case .comma: frames[frames.count - 1] = .array(.afterComma)
             default: fail("expected separator in list")
             }
-        case .object(_, .afterOpen):
+        case .object(.afterOpen):
             if token.kind == .rightBrace { closeContainer() } else { beginValue(token) }
-        case .object(let object, .afterKey(let key)):
-            if token.kind == .colon { replaceTop(.object(object, .afterColon(key))) } else { fail("missing : in object pair") }
-        case .object(let object, .afterMember):
+        case .object(.afterKey(let key)):
+            if token.kind == .colon { frames[frames.count - 1] = .object(.afterColon(key)) } else { fail("missing : in object pair") }
+        case .object(.afterMember):
             switch token.kind {
             case .rightBrace: closeContainer()
-            case .comma: replaceTop(.object(object, .afterComma))
+            case .comma: frames[frames.count - 1] = .object(.afterComma)
             default: fail("expected separator in dict")
             }
         }
@@ -83,8 +85,12 @@ struct JSONTreeBuilder {
 
     private mutating func beginValue(_ token: JSONToken) {
         switch token.kind {
-        case .leftBrace: stack.append(.object(ObjectUnderConstruction(), .afterOpen))
-        case .leftBracket: stack.append(.array([], .afterOpen))
+        case .leftBrace:
+            frames.append(.object(.afterOpen))
+            openObjects.append(ObjectUnderConstruction())
+        case .leftBracket:
+            frames.append(.array(.afterOpen))
+            openArrays.append([])
         case .string:
             switch Self.decodeString(token.text) {
             case .success(let string): complete(.string(string))
@@ -106,37 +112,31 @@ struct JSONTreeBuilder {
 
     /// A value is finished: it becomes the result, an element, a member value or a key.
     private mutating func complete(_ finished: JSONValue) {
-        guard let top = stack.popLast() else {
+        let top = frames.count - 1
+        switch frames.last {
+        case nil:
             value = finished
-            return
-        }
-        switch top {
-        case .array(var elements, _):
-            elements.append(finished)
-            stack.append(.array(elements, .afterElement))
-        case .object(let object, .afterOpen), .object(let object, .afterComma):
+        case .array:
+            openArrays[openArrays.count - 1].append(finished)
+            frames[top] = .array(.afterElement)
+        case .object(.afterOpen), .object(.afterComma):
             guard case .string(let key) = finished else { return fail("key is not a string in object") }
-            stack.append(.object(object, .afterKey(key)))
-        case .object(var object, .afterColon(let key)):
+            frames[top] = .object(.afterKey(key))
+        case .object(.afterColon(let key)):
             // QEMU checks for a duplicate only after the member's value parsed fine.
-            guard !object.contains(key) else { return fail("duplicate key") }
-            object.append(key, finished)
-            stack.append(.object(object, .afterMember))
-        case .object(_, .afterKey), .object(_, .afterMember):
+            guard !openObjects[openObjects.count - 1].contains(key) else { return fail("duplicate key") }
+            openObjects[openObjects.count - 1].append(key, finished)
+            frames[top] = .object(.afterMember)
+        case .object(.afterKey), .object(.afterMember):
             preconditionFailure("a value cannot complete where a separator is expected")
         }
     }
 
     private mutating func closeContainer() {
-        switch stack.popLast() {
-        case .array(let elements, _): complete(.array(elements))
-        case .object(let object, _): complete(.object(JSONObject(object.members)))
-        case nil: preconditionFailure("closing a container that was never opened")
+        switch frames.removeLast() {
+        case .array: complete(.array(openArrays.removeLast()))
+        case .object: complete(.object(JSONObject(openObjects.removeLast().members)))
         }
-    }
-
-    private mutating func replaceTop(_ frame: Frame) {
-        stack[stack.count - 1] = frame
     }
 
     private mutating func fail(_ message: String) {
@@ -145,7 +145,9 @@ struct JSONTreeBuilder {
 
     private mutating func fail(_ message: [UInt8]) {
         error = ModifiedUTF8.lossyString(message.prefix(Self.maximumMessageLength))
-        stack.removeAll()
+        frames.removeAll()
+        openArrays.removeAll()
+        openObjects.removeAll()
     }
 }
 

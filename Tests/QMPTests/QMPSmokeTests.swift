@@ -1,4 +1,0 @@
-import Testing
-@testable import QMP
-
-@Test func moduleBuilds() {}
