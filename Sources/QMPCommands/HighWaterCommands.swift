@@ -78,7 +78,7 @@ public final class HighWaterCommands: QMPCommandExecutor {
 
     public func execute(_ request: QMPRequest) -> Result<JSONValue, QMPError> {
         guard let handler = Self.table.handlers[request.command] else {
-            return .failure(QMPError(errorClass: .commandNotFound, description: "The command \(request.command) has not been found"))
+            return .failure(QMPError.commandNotFound("The command \(request.command) has not been found"))
         }
         do {
             return .success(try handler(self, request.arguments))
@@ -115,6 +115,6 @@ extension QMPError {
     /// The one conversion of the layers' typed errors to QMP: their descriptions are QEMU's texts.
     init(converting error: any Error) {
         if let error = error as? QMPError { self = error; return }
-        self.init(errorClass: .genericError, description: String(describing: error))
+        self = .generic(String(describing: error))
     }
 }

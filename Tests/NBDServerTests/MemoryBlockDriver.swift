@@ -26,6 +26,9 @@ final class MemoryBlockDriver: BlockDriver {
     let driverName = "memory"
     let capabilities: BlockDriverCapabilities
     let children: [(role: String, node: BlockNode)] = []
+    let exactFilename: String? = "memory://"
+    let optionsDescription = BlockOptionObject([.init("driver", .string("memory"))])
+    func allocatedSize() -> UInt64? { nil }
 
     init(size: Int, alignment: UInt32 = 1) {
         let clusters = (size + Int(Self.clusterSize) - 1) / Int(Self.clusterSize)

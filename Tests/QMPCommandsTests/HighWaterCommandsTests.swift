@@ -1,6 +1,7 @@
 import BlockCore
 import JSON
 import NBDServer
+import QAPI
 import QMP
 import Synchronization
 import Testing
@@ -27,11 +28,15 @@ final class FakeNBDControl: NBDServerControl {
     func stop() { running.withLock { $0 = nil } }
 }
 
+final class QuitCounter: Sendable {
+    let count = Atomic(0)
+}
+
 struct CommandFixture {
     let commands: HighWaterCommands
     let events = RecordingEmitter()
     let graph = BlockGraph()
-    let quits = Mutex(0)
+    let quits = QuitCounter()
 
     init() {
         let events = self.events
@@ -40,7 +45,7 @@ struct CommandFixture {
         let quits = self.quits
         commands = HighWaterCommands(context: .init(
             graph: graph, exports: registry, nbd: FakeNBDControl(registry: registry), events: events,
-            requestShutdown: { quits.withLock { $0 += 1 } }))
+            requestShutdown: { quits.count.add(1, ordering: .relaxed) }))
         box.withLock { $0 = commands }
     }
 
@@ -56,6 +61,20 @@ struct CommandFixture {
     func errorText(_ command: String, _ arguments: JSONObject = [:]) -> String? {
         if case .failure(let error) = run(command, arguments) { error.description } else { nil }
     }
+}
+
+/// Writes `count` bytes of ones through the node's core.
+func write(_ count: Int, at offset: UInt64, to node: BlockNode) throws {
+    let data = [UInt8](repeating: 1, count: count)
+    let result: Result<Void, any Error> = data.withUnsafeBytes { bytes in
+        do {
+            try node.write(at: offset, from: bytes)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+    try result.get()
 }
 
 @Suite struct HighWaterCommandsTests {
@@ -101,12 +120,7 @@ struct CommandFixture {
         try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0", "size": 1048576])
         try fixture.value("block-set-write-threshold", ["node-name": "n0", "write-threshold": 4096])
         let node = try #require(fixture.graph.node(named: "n0"))
-        let data = [UInt8](repeating: 1, count: 4096)
-        try data.withUnsafeBytes { bytes throws(BlockError) in
-            try node.write(at: 0, from: bytes)
-            try node.write(at: 2048, from: bytes)
-            try node.write(at: 8192, from: bytes)
-        }
+        for offset: UInt64 in [0, 2048, 8192] { try write(4096, at: offset, to: node) }
         let events = fixture.events.events.withLock { $0 }
         #expect(events.count == 1)
         #expect(events.first?.name == "BLOCK_WRITE_THRESHOLD")
@@ -129,7 +143,7 @@ struct CommandFixture {
         ])
         let child = try #require(fixture.graph.nodes.first { $0.name.hasPrefix("#block") })
         #expect(child.options.discard == .unmap)
-        #expect(fixture.errorText("blockdev-del", ["node-name": child.name]) == "Node \(child.name) is not owned by the monitor")
+        #expect(fixture.errorText("blockdev-del", ["node-name": .string(child.name)]) == "Node \(child.name) is not owned by the monitor")
         try fixture.value("blockdev-del", ["node-name": "r0"])
         #expect(fixture.graph.nodes.isEmpty)
     }
@@ -156,6 +170,6 @@ struct CommandFixture {
         try fixture.value("block-export-add", ["type": "nbd", "id": "e0", "node-name": "n0"])
         #expect(try fixture.value("quit") == [:])
         #expect(fixture.events.names == ["BLOCK_EXPORT_DELETED"])
-        #expect(fixture.quits.withLock { $0 } == 1)
+        #expect(fixture.quits.count.load(ordering: .relaxed) == 1)
     }
 }

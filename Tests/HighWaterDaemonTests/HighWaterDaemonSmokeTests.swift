@@ -1,4 +1,0 @@
-import Testing
-@testable import HighWaterDaemon
-
-@Test func moduleBuilds() {}
