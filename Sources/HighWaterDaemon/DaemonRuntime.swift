@@ -117,10 +117,8 @@ final class DaemonRuntime: Sendable {
             try commands.addObject(arguments: object, mode: mode)
         case .unexpectedArgument:
             throw DaemonStartupError(QSDOption.unexpectedArgumentMessage)
-        case .pidfile, .help, .version:
+        case .pidfile, .help, .version, .daemonize:
             break
-        case .daemonize:
-            throw DaemonStartupError("--daemonize is not supported; run the daemon under a service manager")
         case .trace:
             StorageDaemon.printWarning(at: option.location, "tracing is not supported; ignored")
         }
@@ -196,10 +194,7 @@ final class DaemonRuntime: Sendable {
     /// monitors closed, QMP socket files and the PID file removed.
     func shutdown() async {
         guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
-        await runOnCommandThread { [self] in
-            exports.removeAll()
-            nbd.stop()
-        }
+        await runOnCommandThread { [commands] in commands.shutDownExports() }
         let channels = listeners.withLock { $0 }
         for (channel, _) in channels { try? await channel.close() }
         for future in hub.closeAll() { try? await future.get() }

@@ -99,6 +99,7 @@ final class QMPMonitorHandler: ChannelInboundHandler {
                     handler.eventLoop.execute {
                         handler.value.commandFinished(request, result: result)
                     }
+                    executor.commandReplied()
                 }
             }
         }

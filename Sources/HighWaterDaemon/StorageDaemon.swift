@@ -24,8 +24,9 @@ public enum StorageDaemon {
     /// Runs the daemon; returns the process exit status.
     /// - Parameter onReady: called on the command thread once startup is complete, with the
     ///   command executor (the built-in server arms its threshold there).
+    /// - Parameter daemonizer: the forked child's link to its waiting parent (`--daemonize`).
     public static func main(
-        arguments: [String], logLevel: Logger.Level = .notice,
+        arguments: [String], logLevel: Logger.Level = .notice, daemonizer: Daemonizer? = nil,
         onReady: (@Sendable (HighWaterCommands) -> Void)? = nil
     ) async -> Int32 {
         let options: [QSDOption]
@@ -61,6 +62,7 @@ public enum StorageDaemon {
         if let onReady {
             await runtime.runOnCommandThread { onReady(runtime.commands) }
         }
+        daemonizer?.startupCompleted()
 
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: DaemonService(runtime: runtime))],

@@ -31,8 +31,14 @@ extension HighWaterCommands {
     /// Deletes the exports first (their events precede the reply, as in qemu-storage-daemon),
     /// then asks the daemon to shut down once the reply is out.
     func quit() {
+        shutDownExports()
+        context.requestShutdown()
+    }
+
+    /// Deletes every export (their events in creation order) and stops the NBD server: what
+    /// `quit` and a termination signal do first.
+    public func shutDownExports() {
         removeAllExports()
         context.nbd.stop()
-        context.requestShutdown()
     }
 }

@@ -23,7 +23,7 @@ extension HighWaterCommands {
             return [:]
         }
         table.register("block-export-del") { (commands, arguments: BlockExportDelArguments) in
-            try commands.context.exports.remove(id: arguments.id, mode: arguments.mode)
+            try commands.removeExport(id: arguments.id, mode: arguments.mode)
             return [:]
         }
         // The deprecated forms: the export's id is its name.
@@ -37,7 +37,7 @@ extension HighWaterCommands {
             return [:]
         }
         table.register("nbd-server-remove") { (commands, arguments: NBDServerRemoveArguments) in
-            try commands.context.exports.remove(id: arguments.name, mode: arguments.mode)
+            try commands.removeExport(id: arguments.name, mode: arguments.mode)
             return [:]
         }
         table.register("query-block-exports") { (commands, _: NoArguments) in
@@ -80,25 +80,76 @@ extension HighWaterCommands {
     }
 
     /// Called once an export is really gone (its last client left): releases its node and
-    /// emits `BLOCK_EXPORT_DELETED`. The daemon wires the export registry to this.
+    /// emits `BLOCK_EXPORT_DELETED`, or holds the event back while a command collects them.
+    /// The daemon wires the export registry to this.
     public func exportDeleted(_ export: NBDExport) {
         if let claim = exportClaims.withLock({ $0.removeValue(forKey: ObjectIdentifier(export)) }) {
             export.node.release(claim)
         }
         context.graph.removeUser(of: export.node)
-        context.events.emit("BLOCK_EXPORT_DELETED", data: ["id": .string(export.id)])
+        let emitNow = deletionEvents.withLock { events in
+            if events.collecting { events.collected.append(export.id) }
+            return !events.collecting
+        }
+        if emitNow { emitExportDeleted(id: export.id) }
         exportDeletions.signal()
     }
 
+    /// `block-export-del`: without clients the export goes at once (its event before the
+    /// reply); with `mode=hard` its clients are disconnected and the event follows the reply,
+    /// as in QEMU.
+    func removeExport(id: String, mode: NBDExportRemovalMode) throws {
+        guard mode == .hard else { return try context.exports.remove(id: id, mode: mode) }
+        deletionEvents.withLock { $0.collecting = true }
+        do {
+            try context.exports.remove(id: id, mode: mode)
+        } catch {
+            emitCollectedDeletions(order: [])
+            throw error
+        }
+        deletionEvents.withLock { $0.flushAfterReply = true }
+    }
+
+    public func commandReplied() {
+        guard deletionEvents.withLock({ $0.flushAfterReply }) else { return }
+        emitCollectedDeletions(order: [])
+    }
+
     /// Removes every export, disconnecting their clients, and waits until they are gone, so
-    /// that their `BLOCK_EXPORT_DELETED` events precede the command's reply, as in QEMU.
+    /// that their `BLOCK_EXPORT_DELETED` events precede the command's reply, in creation order,
+    /// as in QEMU.
     func removeAllExports() {
+        let order = context.exports.exports.map(\.export.id)
+        deletionEvents.withLock { $0.collecting = true }
         context.exports.removeAll()
         let deadline = DispatchTime.now() + .seconds(10)
         while !context.exports.exports.isEmpty {
-            guard exportDeletions.wait(timeout: deadline) == .success else { return }
+            guard exportDeletions.wait(timeout: deadline) == .success else { break }
         }
+        emitCollectedDeletions(order: order)
     }
+
+    /// Stops collecting and emits what was collected, those named in `order` first.
+    private func emitCollectedDeletions(order: [String]) {
+        let collected = deletionEvents.withLock { events in
+            defer { events = DeletionEvents() }
+            return events.collected
+        }
+        let ordered = order.filter(collected.contains) + collected.filter { !order.contains($0) }
+        for id in ordered { emitExportDeleted(id: id) }
+    }
+
+    private func emitExportDeleted(id: String) {
+        context.events.emit("BLOCK_EXPORT_DELETED", data: ["id": .string(id)])
+    }
+}
+
+/// `BLOCK_EXPORT_DELETED` events held back while a command runs.
+struct DeletionEvents {
+    var collecting = false
+    var collected: [String] = []
+    /// Emit what was collected once the reply is out (`block-export-del mode=hard`).
+    var flushAfterReply = false
 }
 
 extension NBDExportRemovalMode: QAPIEnum {

@@ -66,6 +66,7 @@ public final class HighWaterCommands: QMPCommandExecutor {
     let exportClaims = Mutex<[ObjectIdentifier: BlockClaimToken]>([:])
     /// Signalled whenever an export is really gone.
     let exportDeletions = DispatchSemaphore(value: 0)
+    let deletionEvents = Mutex(DeletionEvents())
     /// The ids of `object-add`/`--object` objects.
     let objects = Mutex<Set<String>>([])
 

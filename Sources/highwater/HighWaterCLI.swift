@@ -53,11 +53,15 @@ enum Main {
     /// `highwater daemon ...` bypasses ArgumentParser: its arguments are qemu-storage-daemon's,
     /// `-h` and `-V` included.
     static func main() async {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "daemon" {
-            exit(await StorageDaemon.main(arguments: Array(arguments.dropFirst())))
+            let daemonArguments = Array(arguments.dropFirst())
+            // Before anything starts a thread.
+            let daemonizer = Daemonizer.startIfRequested(arguments: daemonArguments)
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
+            exit(await StorageDaemon.main(arguments: daemonArguments, daemonizer: daemonizer))
         }
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         await HighWater.main()
     }
 }
