@@ -48,33 +48,23 @@ public enum StorageDaemon {
         var logger = Logger(label: "highwater")
         logger.logLevel = logLevel
         let runtime = DaemonRuntime(logger: logger)
-        do {
-            try await runtime.runOnCommandThread { try runtime.process(options) }
-        } catch let error as DaemonStartupError {
-            printError("\(programName): \(error.description)", hint: error.hint)
-            await runtime.shutdown()
-            return 1
-        } catch {
-            printError("\(programName): \(error)")
-            await runtime.shutdown()
-            return 1
-        }
-        if let onReady {
-            await runtime.runOnCommandThread { onReady(runtime.commands) }
-        }
-        daemonizer?.startupCompleted()
-
+        // The service group handles the signals from before startup on: a SIGTERM that
+        // arrives while options are processed shuts the daemon down once they are.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: DaemonService(runtime: runtime))],
+            services: [.init(service: DaemonService(runtime: runtime, options: options, daemonizer: daemonizer, onReady: onReady))],
             gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
             logger: logger))
         runtime.quitTrigger.install { Task { await group.triggerGracefulShutdown() } }
         do {
             try await group.run()
+            return 0
+        } catch let error as DaemonStartupError {
+            printError("\(programName): \(error.description)", hint: error.hint)
+            return 1
         } catch {
-            logger.error("daemon stopped: \(error)")
+            printError("\(programName): \(error)")
+            return 1
         }
-        return 0
     }
 
     /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
@@ -118,12 +108,26 @@ public enum StorageDaemon {
         """
 }
 
-/// The one long-running service: waits for graceful shutdown (a signal or `quit`), then
-/// tears the daemon down in QEMU's order.
+/// The one long-running service: starts the daemon from its options, serves until graceful
+/// shutdown (a signal or `quit`), then tears it down in QEMU's order. A startup error ends
+/// the group with that error.
 struct DaemonService: Service {
     let runtime: DaemonRuntime
+    let options: [QSDOption]
+    let daemonizer: Daemonizer?
+    let onReady: (@Sendable (HighWaterCommands) -> Void)?
 
     func run() async throws {
+        do {
+            try await runtime.runOnCommandThread { [runtime, options] in try runtime.process(options) }
+        } catch {
+            await runtime.shutdown()
+            throw error
+        }
+        if let onReady {
+            await runtime.runOnCommandThread { [runtime] in onReady(runtime.commands) }
+        }
+        daemonizer?.startupCompleted()
         try? await gracefulShutdown()
         await runtime.shutdown()
     }
