@@ -11,9 +11,8 @@ import Glibc
 
 /// Every QMP connection of the daemon, so that events reach all monitors in command mode.
 ///
-/// Events raised on the main loop (by a command) are written at once, so that they precede
-/// the reply of the command that caused them, as in QEMU; events raised on I/O threads hop
-/// to each connection's loop.
+/// Events and replies reach a connection through its event loop's queue in the order they
+/// were produced: the events a command causes precede its reply, as in QEMU.
 final class MonitorHub: QMPEventEmitter {
     private let connections = Mutex<[ObjectIdentifier: QMPMonitorHandler.Connection]>([:])
     private let logger: Logger

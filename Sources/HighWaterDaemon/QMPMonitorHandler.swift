@@ -23,12 +23,10 @@ final class QMPMonitorHandler: ChannelInboundHandler {
         }
 
         func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) {
-            if channel.eventLoop.inEventLoop {
-                handler.value.writeEvent(name: name, data: data, timestamp: timestamp)
-            } else {
-                let handler = self.handler
-                channel.eventLoop.execute { handler.value.writeEvent(name: name, data: data, timestamp: timestamp) }
-            }
+            // Always through the loop's queue, even from the loop itself: a reply queued
+            // earlier must go out first.
+            let handler = self.handler
+            channel.eventLoop.execute { handler.value.writeEvent(name: name, data: data, timestamp: timestamp) }
         }
 
         func close() -> EventLoopFuture<Void> {

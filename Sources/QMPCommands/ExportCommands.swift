@@ -122,8 +122,10 @@ extension HighWaterCommands {
         let order = context.exports.exports.map(\.export.id)
         deletionEvents.withLock { $0.collecting = true }
         context.exports.removeAll()
+        // Wait for every export's deletion itself, not for the registry to be empty: the
+        // registry forgets an export just before it reports the deletion.
         let deadline = DispatchTime.now() + .seconds(10)
-        while !context.exports.exports.isEmpty {
+        while !deletionEvents.withLock({ Set($0.collected).isSuperset(of: order) }) {
             guard exportDeletions.wait(timeout: deadline) == .success else { break }
         }
         emitCollectedDeletions(order: order)
