@@ -32,6 +32,7 @@ final class DaemonRuntime: Sendable {
 
     private let startup = Mutex(Startup())
     private let listeners = Mutex<[(channel: any Channel, unixPath: String?)]>([])
+    private let monitors = Mutex<[MonitorChardev]>([])
     private let pidFile = Mutex<PIDFile?>(nil)
     private let isShutDown = Atomic<Bool>(false)
     /// What `quit` triggers once the exports are gone.
@@ -83,6 +84,7 @@ final class DaemonRuntime: Sendable {
             let file = try PIDFile(path: path)
             pidFile.withLock { $0 = file }
         }
+        for monitor in monitors.withLock({ $0 }) { monitor.open() }
     }
 
     private func process(_ option: QSDOption) throws {
@@ -171,6 +173,7 @@ final class DaemonRuntime: Sendable {
         let monitor = MonitorChardev {
             QMPMonitorHandler(version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty)
         }
+        monitors.withLock { $0.append(monitor) }
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { monitor.accept($0) }
         switch chardev.backend {
         case .socket(let socket):

@@ -3,9 +3,11 @@ import Synchronization
 
 /// A monitor's character device serves one client at a time, as QEMU's socket chardev does:
 /// a second client is accepted by the kernel but gets its greeting, and its input is read,
-/// only once the first has gone.
+/// only once the first has gone. No client is served before the daemon's startup is complete
+/// (`open()`), as QEMU's main loop only runs then: a greeting means the daemon is ready.
 final class MonitorChardev: Sendable {
     private struct State {
+        var isOpen = false
         var active: (any Channel)?
         var waiting: [any Channel] = []
     }
@@ -21,7 +23,7 @@ final class MonitorChardev: Sendable {
     func accept(_ channel: any Channel) -> EventLoopFuture<Void> {
         channel.closeFuture.whenComplete { _ in self.closed(channel) }
         let serveNow = state.withLock { state in
-            if state.active == nil {
+            if state.isOpen && state.active == nil {
                 state.active = channel
                 return true
             }
@@ -31,6 +33,17 @@ final class MonitorChardev: Sendable {
         if serveNow { return serve(channel) }
         // Leave the input in the kernel until this client's turn.
         return channel.setOption(.autoRead, value: false)
+    }
+
+    /// Startup is complete: serve the first client that connected meanwhile, and later ones.
+    func open() {
+        let first = state.withLock { state -> (any Channel)? in
+            state.isOpen = true
+            guard state.active == nil, !state.waiting.isEmpty else { return nil }
+            state.active = state.waiting.removeFirst()
+            return state.active
+        }
+        if let first { resume(first) }
     }
 
     private func serve(_ channel: any Channel) -> EventLoopFuture<Void> {
@@ -44,12 +57,15 @@ final class MonitorChardev: Sendable {
             state.waiting.removeAll { $0 === channel }
             guard state.active === channel else { return nil }
             state.active = state.waiting.isEmpty ? nil : state.waiting.removeFirst()
-            return state.active
+            return state.isOpen ? state.active : nil
         }
-        guard let next else { return }
-        next.eventLoop.execute {
-            // The handler greets on handlerAdded when the channel is already active.
-            _ = self.serve(next).flatMap { next.setOption(.autoRead, value: true) }
+        if let next { resume(next) }
+    }
+
+    /// Serves a client that waited: the handler greets on being added to an active channel.
+    private func resume(_ channel: any Channel) {
+        channel.eventLoop.execute {
+            _ = self.serve(channel).flatMap { channel.setOption(.autoRead, value: true) }
         }
     }
 }

@@ -54,6 +54,8 @@ extension HighWaterCommands {
 
     func startNBDServer(_ options: NBDServerOptions) throws {
         guard context.nbd.server == nil else { throw QAPIError("NBD server already running") }
+        // No TLS credential objects can exist: `object-add` knows only iothreads.
+        if let credentials = options.tlsCreds { throw QAPIError("No TLS credentials with id '\(credentials)'") }
         try context.nbd.start(options)
     }
 
@@ -63,10 +65,21 @@ extension HighWaterCommands {
         guard case .nbd(let nbdOptions) = options.variant else {
             throw QAPIError("Export type '\(options.type.rawValue)' is not supported by HighWater")
         }
+        // QEMU's order of checks: the id's form, a duplicate id, the node, the server.
+        guard Self.isWellFormedID(options.id) else { throw QAPIError("Invalid block export id") }
+        guard context.exports.export(id: options.id) == nil else {
+            throw QAPIError("Block export id '\(options.id)' is already in use")
+        }
         let node = try context.graph.lookup(device: device, nodeName: options.nodeName)
         guard context.nbd.server != nil else { throw QAPIError("NBD server not running") }
+        let name = nbdOptions.name ?? options.nodeName
+        // NBD strings are limited to 4096 bytes.
+        if name.utf8.count > 4096 { throw QAPIError("export name '\(name)' too long") }
+        if let description = nbdOptions.description, description.utf8.count > 4096 {
+            throw QAPIError("description '\(description)' too long")
+        }
         let export = NBDExport(
-            id: options.id, name: nbdOptions.name ?? options.nodeName, description: nbdOptions.description,
+            id: options.id, name: name, description: nbdOptions.description,
             node: node, writable: options.writable)
         let claim = try node.claim(.export(writable: options.writable))
         do {
@@ -77,6 +90,15 @@ extension HighWaterCommands {
         }
         exportClaims.withLock { $0[ObjectIdentifier(export)] = claim }
         context.graph.addUser(of: node)
+    }
+
+    /// QEMU's rule for ids: a letter, then letters, digits, `-`, `.` and `_`.
+    static func isWellFormedID(_ id: String) -> Bool {
+        guard let first = id.unicodeScalars.first, first.properties.isASCIIHexDigit || first.isASCII,
+              (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") else { return false }
+        return id.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "-._".unicodeScalars.contains(scalar))
+        }
     }
 
     /// Called once an export is really gone (its last client left): releases its node and
