@@ -57,7 +57,7 @@ public enum ImageCreator {
         do {
             try create(request, size: size, print: print)
         } catch {
-            throw ImageToolError("\(request.filename): \(error.message)", exitCode: error.exitCode)
+            throw ImageToolError("\(request.filename): \(error.message)", exitCode: error.exitCode, endsWithNewline: error.endsWithNewline)
         }
     }
 
@@ -81,14 +81,16 @@ public enum ImageCreator {
             let resolved = Qcow2Driver.resolve(backingFile: backingFile, relativeTo: request.filename)
             guard let backingFormat = options.string("backing_fmt") else {
                 var message = "Backing file specified without backing format"
+                var endsWithNewline = true
                 if let detected = try? ImageToolError.plain({ () throws(BlockError) -> String in
                     let file = try ImageFile(path: resolved, writable: false)
                     defer { file.close() }
                     return try ImageFormat.probe(file)
                 }) {
                     message += "\nDetected format of \(detected)."
+                    endsWithNewline = false
                 }
-                throw ImageToolError(message)
+                throw ImageToolError(message, endsWithNewline: endsWithNewline)
             }
             if !request.unsafe {
                 do {
