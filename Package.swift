@@ -43,6 +43,9 @@ let package = Package(
         .target(name: "QMPCommands", dependencies: [
             "JSON", "QAPI", "QMP", "BlockCore", "BlockDrivers", "NBDServer",
         ]),
+        // Image tools (`highwater img`): create, info and check for raw and qcow2 files, with
+        // qemu-img's options, texts and exit codes.
+        .target(name: "ImageTools", dependencies: ["BlockCore", "BlockDrivers", "JSON", "QAPI"]),
         // Composition root: command line processing, sockets, services, signals.
         .target(name: "HighWaterDaemon", dependencies: [
             "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer",
@@ -52,7 +55,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "highwater", dependencies: [
-            "HighWaterDaemon",
+            "HighWaterDaemon", "ImageTools",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -69,6 +72,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
+        .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
         .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
     ]
 )

@@ -2,8 +2,8 @@
 /// a decimal number with an optional fraction and an optional binary suffix
 /// (`B`, `K`, `M`, `G`, `T`, `P`, `E`, either case; a fraction needs a suffix other than `B`),
 /// or a hexadecimal number without fraction.
-enum SizeSyntax {
-    static func parse(_ text: String) -> UInt64? {
+public enum SizeSyntax {
+    public static func parse(_ text: String) -> UInt64? {
         let bytes = Array(text.utf8)
         var position = 0
         func at(_ index: Int) -> UInt8? { index < bytes.count ? bytes[index] : nil }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HighWaterDaemon
+import ImageTools
 import Logging
 
 #if canImport(Glibc)
@@ -11,7 +12,7 @@ struct HighWater: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "highwater",
         abstract: "A storage daemon for thin-provisioned virtual disks, compatible with qemu-storage-daemon.",
-        subcommands: [Daemon.self, Serve.self]
+        subcommands: [Daemon.self, Serve.self, Img.self]
     )
 }
 
@@ -45,6 +46,135 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         throw ExitCode(await BuiltInServer.main(directory: dir, diskSize: size))
+    }
+}
+
+/// `highwater img`: make and inspect images without QEMU, with qemu-img's options, texts
+/// and exit codes.
+struct Img: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and inspect raw and qcow2 images (like qemu-img).",
+        subcommands: [Create.self, Info.self, Check.self]
+    )
+
+    enum OutputFormat: String, ExpressibleByArgument {
+        case human, json
+    }
+
+    /// Prints a tool error as qemu-img does and exits with its status.
+    static func fail(_ error: ImageToolError) -> ExitCode {
+        FileHandle.standardError(error.printed)
+        return ExitCode(error.exitCode)
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an image: create [-f FMT] [-o OPTIONS] [-b BACKING -F BACKING_FMT] [-u] [-q] FILE [SIZE]."
+        )
+
+        @Option(name: .customShort("f"), help: "Image format: raw (default) or qcow2.")
+        var format = "raw"
+
+        @Option(name: .customShort("o"), help: "Format options: cluster_size, compat (0.10|1.1), refcount_bits, lazy_refcounts (on|off), compression_type, backing_file, backing_fmt.")
+        var options: [String] = []
+
+        @Option(name: .customShort("b"), help: "Backing file (its size is the default size).")
+        var backingFile: String?
+
+        @Option(name: .customShort("F"), help: "Format of the backing file.")
+        var backingFormat: String?
+
+        @Flag(name: .customShort("u"), help: "Do not open the backing file (a size is then needed).")
+        var unsafe = false
+
+        @Flag(name: .customShort("q"), help: "Quiet: no 'Formatting' line.")
+        var quiet = false
+
+        @Argument(help: "The image file.")
+        var filename: String
+
+        @Argument(help: "Virtual size in bytes, with optional k, M, G, T, P or E suffix.")
+        var size: String?
+
+        func run() throws {
+            let request = ImageCreateRequest(
+                filename: filename, format: format, options: options, backingFile: backingFile,
+                backingFormat: backingFormat, size: size, unsafe: unsafe, quiet: quiet)
+            do {
+                try ImageCreator.create(request) { FileHandle.standardOutput($0) }
+            } catch {
+                throw Img.fail(error)
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an image's format, sizes, backing file and format details.")
+
+        @Option(name: .customShort("f"), help: "Image format (probed when not given).")
+        var format: String?
+
+        @Option(help: "human or json.")
+        var output: OutputFormat = .human
+
+        @Argument(help: "The image file.")
+        var filename: String
+
+        func run() throws {
+            do {
+                let info = try ImageInfo.read(filename: filename, format: format)
+                FileHandle.standardOutput(output == .json ? info.json : info.human)
+            } catch {
+                throw Img.fail(error)
+            }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a qcow2 image's metadata; exit status 0 clean, 2 corruptions, 3 leaks, 1 check failed, 63 no check for the format."
+        )
+
+        @Option(name: .customShort("f"), help: "Image format (probed when not given).")
+        var format: String?
+
+        @Option(help: "human or json.")
+        var output: OutputFormat = .human
+
+        @Flag(name: .customShort("q"), help: "Quiet: print nothing.")
+        var quiet = false
+
+        @Argument(help: "The image file.")
+        var filename: String
+
+        func run() throws {
+            let result: ImageCheckResult
+            do {
+                result = try ImageCheckResult.check(filename: filename, format: format)
+            } catch {
+                throw Img.fail(error)
+            }
+            for message in result.messages { FileHandle.standardError(message + "\n") }
+            if !quiet { FileHandle.standardOutput(output == .json ? result.json : result.human) }
+            throw ExitCode(result.exitCode)
+        }
+    }
+}
+
+/// Unbuffered writes to the standard streams (stderr and stdout interleave as written).
+enum FileHandle {
+    static func standardOutput(_ text: String) { write(1, text) }
+    static func standardError(_ text: String) { write(2, text) }
+
+    private static func write(_ descriptor: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress! + done, $0.count - done) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            done += count
+        }
     }
 }
 

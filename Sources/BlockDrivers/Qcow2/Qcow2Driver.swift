@@ -130,7 +130,7 @@ public final class Qcow2Driver: BlockDriver {
 
     /// QEMU's rule: relative backing names are relative to the image's folder; absolute
     /// names and protocol or `json:` names are used as given.
-    static func resolve(backingFile name: String, relativeTo imagePath: String?) -> String {
+    public static func resolve(backingFile name: String, relativeTo imagePath: String?) -> String {
         guard let imagePath, !name.hasPrefix("/"), !Self.hasProtocolPrefix(name),
               let slash = imagePath.lastIndex(of: "/")
         else { return name }

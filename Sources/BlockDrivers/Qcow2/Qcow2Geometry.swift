@@ -6,18 +6,18 @@ import Glibc
 
 /// The fixed shape of an open image: cluster and table sizes, refcount width, how L2
 /// entries decode.
-struct Qcow2Geometry: Sendable {
-    static let copiedFlag: UInt64 = 1 << 63
-    static let compressedFlag: UInt64 = 1 << 62
-    static let zeroFlag: UInt64 = 1
+public struct Qcow2Geometry: Sendable {
+    public static let copiedFlag: UInt64 = 1 << 63
+    public static let compressedFlag: UInt64 = 1 << 62
+    public static let zeroFlag: UInt64 = 1
     /// Host cluster offset in L1 and L2 entries.
-    static let offsetMask: UInt64 = 0x00ff_ffff_ffff_fe00
+    public static let offsetMask: UInt64 = 0x00ff_ffff_ffff_fe00
     /// Refcount block offset in refcount table entries.
-    static let refcountTableOffsetMask: UInt64 = 0xffff_ffff_ffff_fe00
+    public static let refcountTableOffsetMask: UInt64 = 0xffff_ffff_ffff_fe00
     /// Bits an L1 entry must not have.
-    static let l1ReservedMask: UInt64 = 0x7f00_0000_0000_01ff
+    public static let l1ReservedMask: UInt64 = 0x7f00_0000_0000_01ff
     /// Bits a standard L2 entry must not have (bit 0 is the zero flag).
-    static let l2ReservedMask: UInt64 = 0x3f00_0000_0000_01fe
+    public static let l2ReservedMask: UInt64 = 0x3f00_0000_0000_01fe
 
     let clusterBits: Int
     let clusterSize: UInt64

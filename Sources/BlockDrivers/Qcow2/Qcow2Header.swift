@@ -2,10 +2,10 @@ import BlockCore
 
 /// The qcow2 header (cluster 0): fixed fields, header extensions and the backing file
 /// name, parsed and validated against what this driver supports and against the file size.
-struct Qcow2Header: Sendable, Equatable {
-    static let magic: UInt32 = 0x5146_49fb
-    static let v2Length = 72
-    static let v3MinimumLength = 104
+public struct Qcow2Header: Sendable, Equatable {
+    public static let magic: UInt32 = 0x5146_49fb
+    public static let v2Length = 72
+    public static let v3MinimumLength = 104
 
     /// Byte offsets of the fields this driver rewrites.
     enum Field {
@@ -14,62 +14,62 @@ struct Qcow2Header: Sendable, Equatable {
         static let autoclearFeatures: UInt64 = 88
     }
 
-    enum Incompatible {
-        static let dirty: UInt64 = 1 << 0
-        static let corrupt: UInt64 = 1 << 1
-        static let externalDataFile: UInt64 = 1 << 2
-        static let compressionType: UInt64 = 1 << 3
-        static let extendedL2: UInt64 = 1 << 4
-        static let supported: UInt64 = dirty | corrupt | compressionType
+    public enum Incompatible {
+        public static let dirty: UInt64 = 1 << 0
+        public static let corrupt: UInt64 = 1 << 1
+        public static let externalDataFile: UInt64 = 1 << 2
+        public static let compressionType: UInt64 = 1 << 3
+        public static let extendedL2: UInt64 = 1 << 4
+        public static let supported: UInt64 = dirty | corrupt | compressionType
     }
 
-    enum Compatible {
-        static let lazyRefcounts: UInt64 = 1 << 0
+    public enum Compatible {
+        public static let lazyRefcounts: UInt64 = 1 << 0
     }
 
-    enum ExtensionType {
-        static let end: UInt32 = 0
-        static let backingFormat: UInt32 = 0xe279_2aca
-        static let featureNames: UInt32 = 0x6803_f857
-        static let dataFile: UInt32 = 0x4441_5441
+    public enum ExtensionType {
+        public static let end: UInt32 = 0
+        public static let backingFormat: UInt32 = 0xe279_2aca
+        public static let featureNames: UInt32 = 0x6803_f857
+        public static let dataFile: UInt32 = 0x4441_5441
     }
 
     /// Limits QEMU also enforces (they keep tables in memory).
-    enum Limit {
-        static let l1Bytes: UInt64 = 32 << 20
-        static let refcountTableBytes: UInt64 = 8 << 20
-        static let snapshots: UInt32 = 65536
-        static let hostOffsetBits = 56
+    public enum Limit {
+        public static let l1Bytes: UInt64 = 32 << 20
+        public static let refcountTableBytes: UInt64 = 8 << 20
+        public static let snapshots: UInt32 = 65536
+        public static let hostOffsetBits = 56
     }
 
-    var version: UInt32
-    var backingFileOffset: UInt64
-    var backingFileSize: UInt32
-    var clusterBits: Int
-    var size: UInt64
-    var cryptMethod: UInt32
-    var l1Size: UInt32
-    var l1TableOffset: UInt64
-    var refcountTableOffset: UInt64
-    var refcountTableClusters: UInt32
-    var snapshotCount: UInt32
-    var snapshotsOffset: UInt64
-    var incompatibleFeatures: UInt64 = 0
-    var compatibleFeatures: UInt64 = 0
-    var autoclearFeatures: UInt64 = 0
-    var refcountOrder: Int = 4
-    var headerLength: UInt32
-    var compressionType: UInt8 = 0
-    var backingFile: String?
-    var backingFormat: String?
+    public internal(set) var version: UInt32
+    public internal(set) var backingFileOffset: UInt64
+    public internal(set) var backingFileSize: UInt32
+    public internal(set) var clusterBits: Int
+    public internal(set) var size: UInt64
+    public internal(set) var cryptMethod: UInt32
+    public internal(set) var l1Size: UInt32
+    public internal(set) var l1TableOffset: UInt64
+    public internal(set) var refcountTableOffset: UInt64
+    public internal(set) var refcountTableClusters: UInt32
+    public internal(set) var snapshotCount: UInt32
+    public internal(set) var snapshotsOffset: UInt64
+    public internal(set) var incompatibleFeatures: UInt64 = 0
+    public internal(set) var compatibleFeatures: UInt64 = 0
+    public internal(set) var autoclearFeatures: UInt64 = 0
+    public internal(set) var refcountOrder: Int = 4
+    public internal(set) var headerLength: UInt32
+    public internal(set) var compressionType: UInt8 = 0
+    public internal(set) var backingFile: String?
+    public internal(set) var backingFormat: String?
     /// Names from the feature name table, for error messages: (kind, bit) → name.
-    var featureNames: [Qcow2FeatureName] = []
+    public internal(set) var featureNames: [Qcow2FeatureName] = []
 
-    var clusterSize: UInt64 { 1 << UInt64(clusterBits) }
+    public var clusterSize: UInt64 { 1 << UInt64(clusterBits) }
 
     /// Parses the start of the file (at least the whole of cluster 0 when the file has it).
     /// `fileSize` bounds every offset the header gives.
-    init(parsing bytes: [UInt8], fileSize: UInt64) throws(BlockError) {
+    public init(parsing bytes: [UInt8], fileSize: UInt64) throws(BlockError) {
         var reader = Qcow2ByteReader(bytes)
         guard bytes.count >= Self.v2Length, reader.u32(0) == Self.magic else {
             throw .invalidArgument("Image is not in qcow2 format")
@@ -202,33 +202,33 @@ struct Qcow2Header: Sendable, Equatable {
 }
 
 /// One entry of the feature name table extension.
-struct Qcow2FeatureName: Sendable, Equatable {
-    var kind: UInt8
-    var bit: UInt8
-    var name: String
+public struct Qcow2FeatureName: Sendable, Equatable {
+    public var kind: UInt8
+    public var bit: UInt8
+    public var name: String
 }
 
 /// Big-endian field access on a byte array; reads past the end give zeroes.
-struct Qcow2ByteReader {
+public struct Qcow2ByteReader {
     private let storage: [UInt8]
-    init(_ bytes: [UInt8]) { storage = bytes }
-    var count: Int { storage.count }
+    public init(_ bytes: [UInt8]) { storage = bytes }
+    public var count: Int { storage.count }
 
-    func u8(_ offset: Int) -> UInt8 { offset < storage.count ? storage[offset] : 0 }
-    func u32(_ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 << 8 | UInt32(u8(offset + $1)) } }
-    func u64(_ offset: Int) -> UInt64 { (0..<8).reduce(0) { $0 << 8 | UInt64(u8(offset + $1)) } }
-    func bytes(_ offset: Int, _ count: Int) -> ArraySlice<UInt8> {
+    public func u8(_ offset: Int) -> UInt8 { offset < storage.count ? storage[offset] : 0 }
+    public func u32(_ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 << 8 | UInt32(u8(offset + $1)) } }
+    public func u64(_ offset: Int) -> UInt64 { (0..<8).reduce(0) { $0 << 8 | UInt64(u8(offset + $1)) } }
+    public func bytes(_ offset: Int, _ count: Int) -> ArraySlice<UInt8> {
         storage[min(offset, storage.count)..<min(offset + count, storage.count)]
     }
 }
 
 extension Array where Element == UInt8 {
     /// Big-endian encoding of a 64-bit value.
-    init(bigEndian value: UInt64) {
+    public init(bigEndian value: UInt64) {
         self = (0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * $0)) }
     }
 
-    init(bigEndian value: UInt32) {
+    public init(bigEndian value: UInt32) {
         self = (0..<4).map { UInt8(truncatingIfNeeded: value >> UInt32(24 - 8 * $0)) }
     }
 }

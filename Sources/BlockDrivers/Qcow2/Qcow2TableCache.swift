@@ -1,7 +1,7 @@
 /// A fixed number of metadata tables (L2 slices or refcount blocks) kept in memory as
 /// their on-disk big-endian bytes, keyed by host offset, evicted least recently used first.
 /// Writing dirty tables back is the owner's job: it knows the ordering rules.
-struct Qcow2TableCache {
+public struct Qcow2TableCache {
     private struct Slot {
         var offset: UInt64
         var bytes: [UInt8]
@@ -104,7 +104,7 @@ struct Qcow2TableCache {
         slots[slot].bytes.withUnsafeMutableBytes { Self.setRefcount(in: $0, index: index, order: order, value) }
     }
 
-    static func refcount(in bytes: UnsafeRawBufferPointer, index: Int, order: Int) -> UInt64 {
+    public static func refcount(in bytes: UnsafeRawBufferPointer, index: Int, order: Int) -> UInt64 {
         switch order {
         case 0, 1, 2:
             let bits = 1 << order
@@ -117,7 +117,7 @@ struct Qcow2TableCache {
         }
     }
 
-    static func setRefcount(in bytes: UnsafeMutableRawBufferPointer, index: Int, order: Int, _ value: UInt64) {
+    public static func setRefcount(in bytes: UnsafeMutableRawBufferPointer, index: Int, order: Int, _ value: UInt64) {
         switch order {
         case 0, 1, 2:
             let bits = 1 << order
