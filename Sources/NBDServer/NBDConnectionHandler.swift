@@ -48,7 +48,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     init(server: NBDServer, logger: Logger) {
         self.server = server
         self.logger = logger
-        self.stateMachine = NBDConnectionStateMachine(registry: server.registry)
+        self.stateMachine = NBDConnectionStateMachine(registry: server.registry, multipleConnections: server.maximumConnections != 1)
     }
 
     // MARK: Lifecycle

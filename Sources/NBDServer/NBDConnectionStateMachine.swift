@@ -48,9 +48,12 @@ public struct NBDConnectionStateMachine {
     private(set) var state: State = .awaitingClientFlags
     private let registry: NBDExportRegistry
     private let allocator: ByteBufferAllocator
+    /// Whether clients may use several connections (not when the server allows only one).
+    private let multipleConnections: Bool
 
-    public init(registry: NBDExportRegistry, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+    public init(registry: NBDExportRegistry, multipleConnections: Bool = true, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.registry = registry
+        self.multipleConnections = multipleConnections
         self.allocator = allocator
     }
 
@@ -150,7 +153,7 @@ public struct NBDConnectionStateMachine {
             let alignment = max(1, export.node.driver.capabilities.requestAlignment)
             let minimum = option == .info || wantsBlockSize ? alignment : 1
             reply(.info(.blockSize(minimum: minimum, preferred: max(4096, minimum), maximum: UInt32(NBDLimits.maximumPayload))))
-            reply(.info(.export(size: export.node.size, flags: export.transmissionFlags(structuredReplies: negotiation.structuredReplies))))
+            reply(.info(.export(size: export.node.size, flags: export.transmissionFlags(structuredReplies: negotiation.structuredReplies, multipleConnections: multipleConnections))))
             if option == .info && !wantsBlockSize && alignment > 1 {
                 return fail(.errorBlockSizeRequired, "request NBD_INFO_BLOCK_SIZE to use this export")
             }
@@ -200,7 +203,7 @@ public struct NBDConnectionStateMachine {
         guard let export = registry.lookup(name: String(buffer: data)) else { return .close(reason: "export not found") }
         var reply = allocator.buffer(capacity: 134)
         reply.writeNBDExportNameReply(size: export.node.size,
-                                      flags: export.transmissionFlags(structuredReplies: negotiation.structuredReplies),
+                                      flags: export.transmissionFlags(structuredReplies: negotiation.structuredReplies, multipleConnections: multipleConnections),
                                       noZeroes: negotiation.noZeroes)
         let session = makeSession(export: export, negotiation: negotiation)
         state = .transmitting(session)

@@ -21,10 +21,12 @@ public final class NBDExport: Sendable {
         self.isWritable = writable && !node.isReadOnly
     }
 
-    /// The export flags, as QSD 7.2 sends them: everything we implement, MULTI_CONN included
-    /// (nodes keep no per-connection cache); DF only once structured replies are on.
-    public func transmissionFlags(structuredReplies: Bool) -> NBDTransmissionFlags {
-        var flags: NBDTransmissionFlags = [.hasFlags, .sendFlush, .sendFUA, .canMultiConn, .sendCache]
+    /// The export flags, as QSD 7.2 sends them: everything we implement, MULTI_CONN unless the
+    /// server takes a single connection (nodes keep no per-connection cache); DF only once
+    /// structured replies are on.
+    public func transmissionFlags(structuredReplies: Bool, multipleConnections: Bool = true) -> NBDTransmissionFlags {
+        var flags: NBDTransmissionFlags = [.hasFlags, .sendFlush, .sendFUA, .sendCache]
+        if multipleConnections { flags.insert(.canMultiConn) }
         if isWritable {
             flags.formUnion([.sendTrim, .sendWriteZeroes, .sendFastZero])
         } else {

@@ -71,6 +71,9 @@ extension HighWaterCommands {
             throw QAPIError("Block export id '\(options.id)' is already in use")
         }
         let node = try context.graph.lookup(device: device, nodeName: options.nodeName)
+        if let iothread = options.iothread, !objects.withLock({ $0.contains(iothread) }) {
+            throw QAPIError("iothread \"\(iothread)\" not found")
+        }
         guard context.nbd.server != nil else { throw QAPIError("NBD server not running") }
         let name = nbdOptions.name ?? options.nodeName
         // NBD strings are limited to 4096 bytes.
@@ -78,6 +81,17 @@ extension HighWaterCommands {
         if let description = nbdOptions.description, description.utf8.count > 4096 {
             throw QAPIError("description '\(description)' too long")
         }
+        if context.exports.lookup(name: name) != nil { throw QAPIError("NBD server already has export named '\(name)'") }
+        // HighWater keeps no dirty bitmaps, so any named one is missing.
+        if let bitmap = nbdOptions.bitmaps?.first {
+            switch bitmap {
+            case .local(let name): throw QAPIError("Bitmap '\(name)' is not found")
+            case .external(let node, let name):
+                _ = try context.graph.lookup(device: node, nodeName: node)
+                throw QAPIError("Bitmap '\(name)' is not found")
+            }
+        }
+        if nbdOptions.allocationDepth { throw QAPIError("allocation-depth is not supported by HighWater") }
         let export = NBDExport(
             id: options.id, name: name, description: nbdOptions.description,
             node: node, writable: options.writable)
