@@ -25,8 +25,8 @@ extension HighWaterCommands {
                 .setWriteThreshold(arguments.writeThreshold)
             return [:]
         }
-        table.register("query-named-block-nodes") { (commands, _: FlatArgument) in
-            .array(commands.context.graph.nodes.map(BlockNodeReport.deviceInfo))
+        table.register("query-named-block-nodes") { (commands, arguments: FlatArgument) in
+            .array(commands.context.graph.nodes.map { BlockNodeReport.deviceInfo($0, flat: arguments.flat) })
         }
         table.register("query-blockstats") { (commands, arguments: QueryBlockstatsArguments) in
             // qemu-storage-daemon has no named BlockBackends: without query-nodes the list is empty.

@@ -36,6 +36,8 @@ final class BlockNodeOpener: Sendable {
     private func open(_ options: BlockdevOptions, name: String, isExplicit: Bool, parent: BlockNodeOptions?) throws -> BlockNode {
         if isExplicit || options.nodeName != nil { try graph.checkNewNodeName(name) }
         let nodeOptions = options.nodeOptions(name: name, isExplicit: isExplicit, parent: parent)
+        // Nodes opened from here on that are not file children belong to the backing chain.
+        var backingMark: Int?
         let driver: any BlockDriver
         switch options.specific {
         case .file(let file):
@@ -47,6 +49,7 @@ final class BlockNodeOpener: Sendable {
             driver = try RawDriver(options: raw, file: child, node: nodeOptions)
         case .qcow2(let qcow2, let fileReference, let backingReference):
             let child = try resolve(fileReference, parent: nodeOptions)
+            backingMark = opened.withLock { $0.count }
             let backing: Qcow2Backing = switch backingReference {
             case .none: .none
             case .reference(let reference): .node(try resolve(reference, parent: Self.backingOptions(of: nodeOptions)))
@@ -61,7 +64,8 @@ final class BlockNodeOpener: Sendable {
         let node: BlockNode
         do {
             node = try BlockNode(options: nodeOptions, driver: driver, eventSink: eventSink)
-            try graph.insert(node)
+            let firstBackingNode = backingMark.flatMap { mark in opened.withLock { $0.count > mark ? $0[mark] : nil } }
+            try graph.insert(node, before: firstBackingNode)
         } catch {
             driver.close()
             throw error

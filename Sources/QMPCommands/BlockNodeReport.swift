@@ -1,31 +1,24 @@
 import BlockCore
+import BlockDrivers
 import JSON
 
 /// How the block layer's nodes look on QMP: `query-named-block-nodes` (`BlockDeviceInfo`)
 /// and `query-blockstats` (`BlockStats`). Members come in the order qemu-storage-daemon
 /// prints them, which makes side-by-side reading of the two daemons easy.
 enum BlockNodeReport {
-    /// One `BlockDeviceInfo`.
-    static func deviceInfo(_ node: BlockNode) -> JSONValue {
+    /// One `BlockDeviceInfo`; `flat` leaves out the nested `backing-image`.
+    static func deviceInfo(_ node: BlockNode, flat: Bool) -> JSONValue {
         let filename = self.filename(of: node)
-        let info = node.imageInfo
-        var image: JSONObject = [
-            // QEMU counts sizes in 512-byte sectors, rounded up.
-            "virtual-size": .unsigned((info.virtualSize + 511) & ~511),
-            "filename": .string(filename),
-            "format": .string(info.format),
-        ]
-        if let actual = info.actualSize { image["actual-size"] = .unsigned(actual) }
-        if let dirty = info.dirtyFlag { image["dirty-flag"] = .bool(dirty) }
         let options = node.options
-        return [
+        var info: JSONObject = [
             "iops_rd": 0,
             "detect_zeroes": .string(options.detectZeroes.rawValue),
-            "image": .object(image),
+            "image": .object(imageInfo(node, flat: flat)),
             "iops_wr": 0,
             "ro": .bool(options.readOnly),
             "node-name": .string(node.name),
-            "backing_file_depth": 0,
+            // QEMU counts the nested backing images, which `flat` leaves out.
+            "backing_file_depth": .int(flat ? 0 : Int64(backingChain(of: node).count)),
             "drv": .string(node.driver.driverName),
             "iops": 0,
             "bps_wr": 0,
@@ -36,6 +29,57 @@ enum BlockNodeReport {
             "cache": ["no-flush": .bool(options.cacheNoFlush), "direct": .bool(options.cacheDirect), "writeback": true],
             "file": .string(filename),
         ]
+        if let backing = (node.driver as? Qcow2Driver)?.imageInfo.fullBackingFilename {
+            info["backing_file"] = .string(backing)
+        }
+        return .object(info)
+    }
+
+    /// `ImageInfo`: what the node's format says of the image, with its backing image nested.
+    private static func imageInfo(_ node: BlockNode, flat: Bool) -> JSONObject {
+        let info = node.imageInfo
+        var image: JSONObject = [
+            // QEMU counts sizes in 512-byte sectors, rounded up.
+            "virtual-size": .unsigned((info.virtualSize + 511) & ~511),
+            "filename": .string(filename(of: node)),
+            "format": .string(info.format),
+        ]
+        if let actual = info.actualSize { image["actual-size"] = .unsigned(actual) }
+        if let dirty = info.dirtyFlag { image["dirty-flag"] = .bool(dirty) }
+        if let qcow2 = node.driver as? Qcow2Driver {
+            let q = qcow2.imageInfo
+            image["cluster-size"] = .unsigned(q.clusterSize)
+            image["dirty-flag"] = .bool(q.isDirty)
+            var data: JSONObject = [
+                "compat": .string(q.compat),
+                "compression-type": .string(q.compressionType),
+                "refcount-bits": .int(Int64(q.refcountBits)),
+            ]
+            if q.compat != "0.10" {
+                data["lazy-refcounts"] = .bool(q.lazyRefcounts)
+                data["corrupt"] = .bool(q.isCorrupt)
+                data["extended-l2"] = .bool(q.extendedL2)
+            }
+            image["format-specific"] = ["type": "qcow2", "data": .object(data)]
+            if let backing = q.backingFilename { image["backing-filename"] = .string(backing) }
+            if let full = q.fullBackingFilename { image["full-backing-filename"] = .string(full) }
+            if let format = q.backingFormat { image["backing-filename-format"] = .string(format) }
+        }
+        if !flat, let backing = backingChain(of: node).first {
+            image["backing-image"] = .object(imageInfo(backing, flat: false))
+        }
+        return image
+    }
+
+    /// The backing nodes below `node`, nearest first.
+    private static func backingChain(of node: BlockNode) -> [BlockNode] {
+        var chain: [BlockNode] = []
+        var current = node
+        while let backing = current.driver.children.first(where: { $0.role == "backing" })?.node {
+            chain.append(backing)
+            current = backing
+        }
+        return chain
     }
 
     /// One `BlockStats` in node mode: the node's counters, and its `file` child's as `parent`
