@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "ImageTools", dependencies: ["BlockCore", "BlockDrivers", "JSON", "QAPI"]),
         // Composition root: command line processing, sockets, services, signals.
         .target(name: "HighWaterDaemon", dependencies: [
-            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer",
+            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer", "ImageTools",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
