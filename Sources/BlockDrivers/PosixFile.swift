@@ -117,15 +117,8 @@ final class PosixFile: Sendable {
 
     /// Writes zeroes with plain writes (the fallback when nothing faster works).
     func writeZeroBuffers(at offset: UInt64, length: UInt64) throws(BlockError) {
-        let chunk = Int(min(length, 1 << 20))
-        let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
-        defer { zeroes.deallocate() }
-        zeroes.initializeMemory(as: UInt8.self, repeating: 0)
-        var done: UInt64 = 0
-        while done < length {
-            let count = Int(min(UInt64(chunk), length - done))
-            try write(at: offset + done, from: UnsafeRawBufferPointer(rebasing: zeroes[..<count]))
-            done += UInt64(count)
+        try ZeroFill.write(at: offset, length: length) { offset, zeroes throws(BlockError) in
+            try write(at: offset, from: zeroes)
         }
     }
 

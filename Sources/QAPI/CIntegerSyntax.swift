@@ -76,7 +76,8 @@ enum CIntegerSyntax {
         return (negative, magnitude, overflow)
     }
 
-    private static func digitValue(_ byte: UInt8, radix: UInt64) -> UInt64? {
+    /// The value of an ASCII digit in `radix` (up to 16), nil when it is not one.
+    static func digitValue(_ byte: UInt8, radix: UInt64) -> UInt64? {
         let value: UInt64
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(byte - UInt8(ascii: "0"))

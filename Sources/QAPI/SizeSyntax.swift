@@ -13,7 +13,7 @@ public enum SizeSyntax {
         if at(position) == UInt8(ascii: "+") { position += 1 }
         let digitsStart = position
         var integral: UInt64 = 0
-        while let byte = at(position), let digit = digit(byte, radix: 10) {
+        while let byte = at(position), let digit = CIntegerSyntax.digitValue(byte, radix: 10) {
             let (shifted, overflow1) = integral.multipliedReportingOverflow(by: 10)
             let (sum, overflow2) = shifted.addingReportingOverflow(digit)
             guard !overflow1, !overflow2 else { return nil }
@@ -28,7 +28,7 @@ public enum SizeSyntax {
             // still accepts a suffix here, with a deprecation warning we do not print.)
             position += 1
             let hexStart = position
-            while let byte = at(position), let digit = digit(byte, radix: 16) {
+            while let byte = at(position), let digit = CIntegerSyntax.digitValue(byte, radix: 16) {
                 guard integral >> 60 == 0 else { return nil }
                 integral = integral << 4 | digit
                 position += 1
@@ -37,9 +37,9 @@ public enum SizeSyntax {
         } else if at(position) == UInt8(ascii: ".") {
             let fractionStart = position
             position += 1
-            while let byte = at(position), digit(byte, radix: 10) != nil { position += 1 }
+            while let byte = at(position), CIntegerSyntax.digitValue(byte, radix: 10) != nil { position += 1 }
             // An exponent makes the whole input invalid; "1.k" (no digits) is a whole number.
-            if let byte = at(position), byte | 0x20 == UInt8(ascii: "e"), at(position + 1).map({ digit($0, radix: 10) != nil || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }) == true {
+            if let byte = at(position), byte | 0x20 == UInt8(ascii: "e"), at(position + 1).map({ CIntegerSyntax.digitValue($0, radix: 10) != nil || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }) == true {
                 return nil
             }
             if position > fractionStart + 1 {
@@ -77,16 +77,5 @@ public enum SizeSyntax {
         case UInt8(ascii: "e"): 1 << 60
         default: nil
         }
-    }
-
-    private static func digit(_ byte: UInt8, radix: UInt64) -> UInt64? {
-        let value: UInt64
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt64(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): value = UInt64(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): value = UInt64(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
-        return value < radix ? value : nil
     }
 }
