@@ -8,9 +8,13 @@ means "bad argument" really is one. Deliberate HighWater/QSD differences are `Di
 
 from __future__ import annotations
 
+import random
+
+import nbd
 import pytest
 
-from harness.nbdio import connect_unix, pattern
+from harness.nbdio import connect_unix, pattern, run_tool
+from harness.qcow2 import qcow2_args
 from harness.scenario import (
     AtLeastAllocated,
     Connect,
@@ -204,8 +208,9 @@ scenario("io-qemu-io-patterns", disk(), [
 THRESHOLD_EVENT = "BLOCK_WRITE_THRESHOLD"
 
 
-def threshold_steps(node: str) -> list:
-    """Arm, fire once, disarm, re-arm on `node` through writes on export disk0."""
+def threshold_steps(node: str, highest_of: tuple[str, ...] | None = None) -> list:
+    """Arm, fire once, disarm, re-arm on `node` through writes on export disk0.
+    `highest_of`: the nodes whose wr_highest_offset is compared (default: all)."""
     arm = lambda value: ok("block-set-write-threshold", {"node-name": node, "write-threshold": value})  # noqa: E731
     return [
         Connect("c", "disk0"),
@@ -228,7 +233,7 @@ def threshold_steps(node: str) -> list:
         Thresholds(),
         arm(64 * KiB),  # below the highest offset written so far: no event by itself
         Thresholds(),
-        Highest(),
+        Highest(highest_of),
         Write("c", 0, 4 * KiB),  # still below the threshold
         Zero("c", 64 * KiB, 4 * KiB),  # write-zeroes triggers too
         Thresholds(),
@@ -245,7 +250,7 @@ def threshold_steps(node: str) -> list:
         arm(2 * MiB),  # re-arming replaces the old value
         Write("c", 1 * MiB, 1 * MiB + 512),
         Thresholds(),
-        Highest(),
+        Highest(highest_of),
     ]
 
 
@@ -276,6 +281,125 @@ scenario("threshold-both-nodes-and-offset", [
     Thresholds(),
     Highest(),
 ])
+
+# -- qcow2 -------------------------------------------------------------------------------------
+
+QCOW2 = "disk.qcow2"
+
+
+def qcow2_image(*options: str, size: int = DISK, backing: str | None = None) -> list[list[str]]:
+    """`qemu-img create` of {dir}/disk.qcow2 (and, with `backing`, a base image with data)."""
+    commands = []
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2"]
+    if options:
+        argv += ["-o", ",".join(options)]
+    if backing is not None:
+        commands += [
+            ["qemu-img", "create", "-q", "-f", "qcow2", backing, str(size // 2)],
+            ["qemu-io", "-f", "qcow2", "-c", "write -P 0x5b 0 3M", "-c", "write -z 1M 64k", backing],
+        ]
+        argv += ["-b", backing, "-F", "qcow2"]
+    return commands + [argv + [QCOW2, str(size)]]
+
+
+def qcow2(qcow2_opts: str = "", file_opts: str = "") -> list[str]:
+    return qcow2_args(QCOW2, writable=True, qcow2_opts=qcow2_opts, file_opts=file_opts)
+
+
+def qcow2_scenario(name: str, args: list[str], steps: list, prepare: list[list[str]]) -> None:
+    SCENARIOS.append(Scenario(name=name, args=args, steps=steps, prepare=prepare))
+
+
+# Thresholds on the qcow2 node watch guest offsets: exactly QSD's events and values.
+qcow2_scenario("qcow2-threshold-format-node", qcow2(), threshold_steps("disk0"), qcow2_image())
+# QEMU allocates an (empty) L2 table for a write-zeroes over an unallocated range of a v2
+# image, which changes nothing a guest can see: the host layout may differ, so only the
+# qcow2 node's wr_highest_offset is compared.
+qcow2_scenario("qcow2-threshold-format-node-v2-4k", qcow2(), threshold_steps("disk0", highest_of=("disk0",)),
+               qcow2_image("compat=0.10", "cluster_size=4096"))
+qcow2_scenario("qcow2-threshold-format-node-backing", qcow2(), threshold_steps("disk0"),
+               qcow2_image(backing="base.qcow2"))
+
+
+
+def arm(node: str, value: int) -> Q:
+    return ok("block-set-write-threshold", {"node-name": node, "write-threshold": value})
+
+
+# Thresholds on the qcow2 node's file: where QEMU's host layout is reproducible (a fresh image,
+# clusters allocated one after the other: L2 table at 0x40000, data from 0x50000 on), the
+# events must be QSD's exactly, metadata writes included.
+qcow2_scenario("qcow2-threshold-file-node-sequential", qcow2(), [
+    Connect("c", "disk0"),
+    arm("file0", 0x48000),  # inside the first L2 table
+    Write("c", 0, 64 * KiB),  # L2 table 0x40000.., data 0x50000..0x60000
+    Thresholds(),
+    Highest(),
+    arm("file0", 0x58000),  # below the highest offset: the next allocation fires
+    Write("c", 64 * KiB, 64 * KiB),  # data 0x60000..0x70000
+    Thresholds(),
+    arm("file0", 0x70000),  # exactly the end so far
+    Write("c", 0, 64 * KiB, seed=2),  # rewrite in place: no host growth, no event
+    Flush("c"),  # metadata below the end: no event
+    Thresholds(),
+    Write("c", 128 * KiB, 64 * KiB),  # data 0x70000..0x80000
+    Thresholds(),
+    arm("file0", 0x80100),
+    Write("c", 192 * KiB, 64 * KiB, fua=True),
+    Thresholds(),
+    arm("file0", 0xA0000),
+    Zero("c", 256 * KiB, 64 * KiB, no_hole=True),  # v3: a zero flag in L2, no data cluster
+    Thresholds(),
+    Write("c", 320 * KiB, 64 * KiB),  # data 0x90000..0xA0000: ends at the threshold
+    Thresholds(),
+    Write("c", 384 * KiB, 64 * KiB),  # data 0xA0000..0xB0000: fires
+    Thresholds(),
+    Highest(),
+    HostMap(QCOW2),
+], qcow2_image())
+
+qcow2_scenario("qcow2-threshold-file-node-sequential-requests", qcow2(), [
+    Connect("c", "disk0"),
+    Write("c", 0, 64 * KiB),  # L2 table 0x40000, data 0x50000..0x60000
+    arm("file0", 0x60000 + 512 * KiB),
+    Write("c", 64 * KiB, 1 * MiB),  # 16 clusters in one request: 0x60000..0x160000
+    Thresholds(),
+    arm("file0", 0x160000 + 4 * KiB),
+    Write("c", 1088 * KiB, 4 * KiB),  # a partial cluster: the rest of it is zero-filled
+    Thresholds(),
+    arm("file0", 0x170000 + 1),
+    Write("c", 1152 * KiB + 100, 1000),  # unaligned, inside a fresh cluster
+    Thresholds(),
+    arm("file0", 0x180000 + 32 * KiB),
+    Write("c", 1216 * KiB + 60 * KiB, 8 * KiB),  # straddles two fresh clusters
+    Thresholds(),
+    Highest(),
+    HostMap(QCOW2),
+], qcow2_image())
+
+# Discards reach the qcow2 node with discard=unmap (and the freed host clusters reach the file
+# with discard=unmap there too): they count for both thresholds, as writes do.
+qcow2_scenario("qcow2-threshold-discard", qcow2(qcow2_opts=",discard=unmap", file_opts=",discard=unmap"), [
+    Connect("c", "disk0"),
+    Write("c", 0, 1 * MiB),  # L2 table 0x40000, data 0x50000..0x150000
+    Flush("c"),
+    arm("disk0", 512 * KiB),
+    arm("file0", 0x100000),
+    Trim("c", 512 * KiB, 64 * KiB),  # guest end past 512 KiB: disk0 fires; host cluster 0xD0000 freed
+    Thresholds(),
+    Trim("c", 960 * KiB, 64 * KiB),  # the last data cluster 0x140000..0x150000 is freed
+    Flush("c"),
+    Thresholds(),
+    Read("c", 512 * KiB, 64 * KiB, expect=f"zero*{64 * KiB}"),
+    arm("disk0", 2 * MiB),
+    Trim("c", 2 * MiB, 64 * KiB),  # nothing allocated there: still a discard crossing 2 MiB
+    Thresholds(),
+    arm("disk0", 4 * MiB),
+    Zero("c", 4 * MiB - 4 * KiB, 8 * KiB),  # write-zeroes crosses too
+    Thresholds(),
+    Highest(),
+    Status("c", 0, 8 * MiB),
+], qcow2_image())
 
 scenario("threshold-discard-ignored", disk(), [
     Connect("c", "disk0"),
@@ -687,6 +811,76 @@ def test_threshold_fires_once_under_concurrency(start_daemon, any_command, node:
     assert {n["node-name"]: n["write_threshold"] for n in nodes}[node] == 0
     for handle in handles:
         handle.shutdown()
+    daemon.stop()
+
+
+# -- qcow2: threshold on the file node, any host layout -------------------------------------------
+
+
+def file_highest_offset(daemon, node: str = "disk0") -> int:
+    entries = daemon.qmp.execute("query-blockstats", {"query-nodes": True})
+    entry = next(entry for entry in entries if entry.get("node-name") == node)
+    return entry["parent"]["stats"]["wr_highest_offset"]
+
+
+@pytest.mark.parametrize("backing", [False, True], ids=["fresh", "backing"])
+def test_qcow2_file_threshold_follows_highest_offset(start_daemon, any_command, backing: bool) -> None:
+    """Where the host layout is the implementation's own business (random guest offsets, L2
+    tables and refcount blocks allocated on the way), a threshold on the qcow2's file node
+    must fire exactly when the file's highest written offset first passes it — in the
+    request that made it pass, once — with amount-exceeded = end of that (data or metadata)
+    write - threshold, so threshold < threshold + amount <= wr_highest_offset afterwards."""
+    daemon = start_daemon(any_command, qcow2(), start=False)
+    for argv in qcow2_image("cluster_size=4096", size=64 * MiB, backing="base.qcow2" if backing else None):
+        result = run_tool(argv, cwd=daemon.workdir)
+        assert result.returncode == 0, result
+    daemon.start()
+    handle = connect_unix(daemon.workdir / "nbd.sock", "disk0")
+    generator = random.Random(17 + backing)
+    size = 64 * MiB
+
+    def arm_above(highest: int) -> int:
+        value = highest + generator.randint(1, 384 * KiB)
+        daemon.qmp.execute("block-set-write-threshold", {"node-name": "file0", "write-threshold": value})
+        return value
+
+    highest = file_highest_offset(daemon)
+    threshold = arm_above(highest)
+    fired = 0
+    for index in range(160):
+        choice = generator.random()
+        offset = generator.randrange(0, size - 256 * KiB)
+        if choice < 0.6:
+            length = generator.choice([generator.randint(1, 9000), 4 * KiB, generator.randint(1, 64) * 4 * KiB])
+            handle.pwrite(pattern(index, length), offset)
+            what = f"pwrite {offset}+{length}"
+        elif choice < 0.75:
+            length = generator.randint(1, 32) * 4 * KiB
+            handle.zero(length, offset, nbd.CMD_FLAG_NO_HOLE if generator.random() < 0.5 else 0)
+            what = f"zero {offset}+{length}"
+        elif choice < 0.85:
+            handle.flush()
+            what = "flush"
+        else:  # rewrite something already written (no growth expected)
+            handle.pwrite(pattern(index, 512), generator.randrange(0, 64) * 512)
+            what = "rewrite"
+        daemon.qmp.sync()
+        events = [event for event in daemon.qmp.take_events() if event["event"] == THRESHOLD_EVENT]
+        after = file_highest_offset(daemon)
+        context = f"{any_command.role} op {index} ({what}): highest {highest:#x} -> {after:#x}, threshold {threshold:#x}"
+        assert after >= highest, context
+        if after > threshold:
+            assert len(events) == 1, f"{context}: events {events}"
+            data = events[0]["data"]
+            assert data["node-name"] == "file0" and data["write-threshold"] == threshold, f"{context}: {data}"
+            assert 0 < data["amount-exceeded"] <= after - threshold, f"{context}: {data}"
+            fired += 1
+            threshold = arm_above(after)
+        else:
+            assert events == [], f"{context}: events {events}"
+        highest = after
+    assert fired >= 10, f"only {fired} threshold events: the workload does not exercise the file threshold"
+    handle.shutdown()
     daemon.stop()
 
 

@@ -24,7 +24,7 @@ import nbd
 
 from . import normalize
 from .daemon import Daemon, DaemonCommand, make_workdir
-from .nbdio import block_status, connect_unix, digest, errno_name, host_allocation_map, pattern, qemu_io, unix_uri
+from .nbdio import block_status, connect_unix, digest, errno_name, host_allocation_map, pattern, qemu_io, run_tool, unix_uri
 from .qmp import QMPClosed
 
 NBD_SOCKET = "nbd.sock"
@@ -128,7 +128,11 @@ class Thresholds(Step):
 
 @dataclass
 class Highest(Step):
-    """`wr_highest_offset` per node (and its file child chain) from query-blockstats."""
+    """`wr_highest_offset` per node (and its file child chain) from query-blockstats;
+    `nodes` keeps only those entries (e.g. the guest-side ones where the host layout may
+    legitimately differ)."""
+
+    nodes: tuple[str, ...] | None = None
 
     def run(self, ctx: Context) -> Any:
         entries = ctx.qmp.execute("query-blockstats", {"query-nodes": True})
@@ -141,6 +145,8 @@ class Highest(Step):
 
         for entry in entries:
             visit(entry, "")
+        if self.nodes is not None:
+            out = {name: value for name, value in out.items() if name in self.nodes}
         return out
 
 
@@ -441,6 +447,8 @@ class Scenario:
     args: list[str]
     steps: list[Step]
     files: dict[str, int] = field(default_factory=dict)  # sparse image files: name -> size
+    # Commands run in the daemon's directory before it starts (e.g. qemu-img create).
+    prepare: list[list[str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.name
@@ -452,6 +460,9 @@ def run(scenario: Scenario, command: DaemonCommand, subject_is_qsd: bool) -> lis
     for name, size in scenario.files.items():
         with open(workdir / name, "wb") as image:
             image.truncate(size)
+    for argv in scenario.prepare:
+        result = run_tool(argv, cwd=workdir)
+        assert result.returncode == 0, f"{argv}: {(result.stdout + result.stderr).decode(errors='replace')}"
     daemon = Daemon(command=command, args=scenario.args, workdir=workdir)
     ctx = Context(daemon=daemon, role=command.role, subject_is_qsd=subject_is_qsd)
     records: list[dict] = []
