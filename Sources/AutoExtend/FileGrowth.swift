@@ -41,6 +41,18 @@ enum FileGrowth {
         guard ioctl(descriptor, loopSetCapacity, 0) == 0 else { throw failure("LOOP_SET_CAPACITY on \(device)") }
     }
 
+    /// The size of the regular file or block device at `path`, nil when it is neither or
+    /// cannot be looked at from here.
+    static func size(of path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return UInt64(info.st_size)
+        case S_IFBLK: return try? blockDeviceSize(path)
+        default: return nil
+        }
+    }
+
     /// The size the kernel reports for the block device at `device`.
     static func blockDeviceSize(_ device: String) throws(ExtendError) -> UInt64 {
         let descriptor = open(device, O_RDONLY | O_CLOEXEC)

@@ -170,7 +170,7 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         logger.info("extending", metadata: ["from": .stringConvertible(from), "to": .stringConvertible(to), "attempt": .stringConvertible(attempt)])
         do {
             try await backend.extend(request)
-            let capacity = try await sizeSeenByDaemon(after: request)
+            let capacity = try await sizeAfterExtension(request)
             perform(self.machine!.extendSucceeded(capacity: capacity, now: clock.now))
         } catch {
             logger.error("extension failed", metadata: [
@@ -182,23 +182,30 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         }
     }
 
-    /// The size the daemon reports once the backend is done: reading it also makes the
-    /// daemon re-read it. Without a connection the backend's word is taken; the size is
-    /// read again on reconnecting.
-    private func sizeSeenByDaemon(after request: ExtendRequest) async throws -> UInt64 {
-        guard let session else { return request.requestedSize }
-        let generation = self.generation
-        let info: VolumeNodeInfo
-        do {
-            info = try await session.nodeInfo(configuration.nodeName)
-        } catch {
-            if generation != self.generation { return request.requestedSize }
-            throw error
+    /// The volume's size once the backend is done, read where the daemon reads it (its
+    /// file or device), as the daemon will see it at the next write past the old end:
+    /// asking the daemon would put its monitor, busy under write load, on the critical
+    /// path. Only a path not visible from here is asked of the daemon; without a
+    /// connection the backend's word is taken (the size is read again on reconnecting).
+    private func sizeAfterExtension(_ request: ExtendRequest) async throws -> UInt64 {
+        let size: UInt64
+        if let local = FileGrowth.size(of: request.path) {
+            size = local
+        } else if let session {
+            let generation = self.generation
+            do {
+                size = try await session.nodeInfo(configuration.nodeName).capacity
+            } catch {
+                if generation != self.generation { return request.requestedSize }
+                throw error
+            }
+        } else {
+            return request.requestedSize
         }
-        guard info.capacity >= request.requestedSize else {
-            throw ExtendError("the backend reported success but the daemon sees \(info.capacity) bytes, not \(request.requestedSize)")
+        guard size >= request.requestedSize else {
+            throw ExtendError("the backend reported success but \(request.path) has \(size) bytes, not \(request.requestedSize)")
         }
-        return info.capacity
+        return size
     }
 
     private func retryDue() {
