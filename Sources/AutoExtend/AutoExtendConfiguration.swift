@@ -111,12 +111,12 @@ extension AutoExtendConfiguration {
         if parser.next() != nil { throw ConfigurationError("the configuration has more than one JSON value") }
         var reader = try ObjectReader(value, at: "configuration")
         let daemonValues = try reader.take("daemons", as: "an array of daemons") { $0.arrayValue } ?? []
-        guard !daemonValues.isEmpty else { throw ConfigurationError("configuration: 'daemons' must list at least one daemon") }
         let metrics = try reader.take("metrics", as: "\"HOST:PORT\"") { $0.stringValue.flatMap(MetricsAddress.init) }
         let initial = try reader.take("retry-initial-ms", as: "a positive number of milliseconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 100
         let maximum = try reader.take("retry-maximum-ms", as: "a positive number of milliseconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 30_000
         let timeout = try reader.take("command-timeout-s", as: "a positive number of seconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 60
         try reader.finish()
+        guard !daemonValues.isEmpty else { throw ConfigurationError("configuration: 'daemons' must list at least one daemon") }
         guard maximum >= initial else { throw ConfigurationError("configuration: 'retry-maximum-ms' is below 'retry-initial-ms'") }
 
         var daemons: [DaemonConfiguration] = []
