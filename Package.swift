@@ -85,6 +85,10 @@ let package = Package(
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
         .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
         .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
-        .testTarget(name: "AutoExtendTests", dependencies: ["AutoExtend", "JSON"]),
+        .testTarget(name: "AutoExtendTests", dependencies: [
+            "AutoExtend", "JSON",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
     ]
 )
