@@ -43,7 +43,7 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
             } catch {
                 failures += 1
                 let delay = backoff.delay(afterFailures: failures)
-                logger.warning("cannot reach the daemon; retrying", metadata: ["error": .string("\(error)"), "delay": .string("\(delay)")])
+                logger.warning("cannot reach the daemon; retrying", metadata: ["error": .string("\(error)"), "delay-ms": .string(VolumeController<C>.milliseconds(delay))])
                 guard (try? await clock.sleep(for: delay)) != nil else { return }
                 continue
             }

@@ -37,6 +37,7 @@ public final class QMPClient: Sendable {
             case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
             }
         } catch {
+            greeting.fail(QMPClientError.connectionClosed)
             continuation.finish()
             throw .connectFailed(address: address, reason: "\(error)")
         }

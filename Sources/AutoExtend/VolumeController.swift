@@ -117,7 +117,7 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
                 spawn { await $0.extend(from: from, to: to, attempt: attempt) }
             case .retry(let due, let delay, let failures):
                 logger.warning("retrying the extension after a backoff", metadata: [
-                    "failures": .stringConvertible(failures), "delay": .string("\(delay)"),
+                    "failures": .stringConvertible(failures), "delay-ms": .string(Self.milliseconds(delay)),
                 ])
                 retry?.cancel()
                 retry = Task { [clock] in
