@@ -96,16 +96,23 @@ def controllers():
 class Volume:
     """A work directory with a 2 GiB qcow2 on a 64 MiB file volume, and its daemon."""
 
-    def __init__(self, highwater: str, on_enospc: str = "hold", enospc_timeout: int | None = None) -> None:
+    def __init__(self, highwater: str, on_enospc: str = "hold", enospc_timeout: int | None = None, loop: bool = False) -> None:
         self.workdir = make_workdir("ae")
         self.image = self.workdir / "vol.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.image), str(VIRTUAL_SIZE)], check=True)
         os.truncate(self.image, INITIAL_VOLUME)
+        # With `loop`, the volume is a loop device over the file (a stand-in for an LV).
+        self.device = None
+        if loop:
+            self.device = subprocess.run(
+                ["losetup", "--find", "--show", str(self.image)], check=True, capture_output=True, text=True
+            ).stdout.strip()
+        protocol = f"host_device,filename={self.device}" if loop else f"file,filename={self.image},__io.highwater_volume=on"
         export = f"type=nbd,id=exp0,node-name=disk0,name=disk0,writable=on,__io.highwater_on-enospc={on_enospc}"
         if enospc_timeout is not None:
             export += f",__io.highwater_enospc-timeout={enospc_timeout}"
         self.args = [
-            "--blockdev", f"driver=file,node-name=vol0,filename={self.image},__io.highwater_volume=on",
+            "--blockdev", f"driver={protocol},node-name=vol0",
             "--blockdev", "driver=qcow2,node-name=disk0,file=vol0",
             "--nbd-server", f"addr.type=unix,addr.path={self.workdir}/nbd.sock",
             "--export", export,
@@ -137,6 +144,8 @@ class Volume:
             if daemon.alive():
                 daemon.process.kill()
                 daemon.process.wait()
+        if self.device:
+            subprocess.run(["losetup", "--detach", self.device], check=False)
         subprocess.run(["rm", "-rf", str(self.workdir)], check=False)
 
 
@@ -354,3 +363,29 @@ def test_at_the_maximum_the_volume_stops_growing_without_a_busy_loop(highwater, 
     time.sleep(2)
     assert controller.cpu_seconds() - before <= 0.05
     assert "retrying" not in controller.log
+
+
+def test_a_loop_device_is_grown_through_its_backing_file(highwater, volumes, controllers):
+    volume = volumes(loop=True)
+    daemon = volume.start_daemon()
+    controllers.append(Controller(highwater, volume.workdir, [
+        "--qmp", volume.qmp, "--node-name", "vol0", "--backend", "loop", "--chunk", "64M", "--utilization", "50",
+    ]))  # fmt: skip
+    controller = controllers[-1]
+    controller.wait_for_log("write threshold armed")
+
+    data = volume.workdir / "data.bin"
+    expected = write_random_file(data, 192 * MiB)
+    copy = subprocess.run(["nbdcopy", str(data), volume.uri], capture_output=True, text=True, timeout=120)
+    assert copy.returncode == 0, copy.stderr
+    assert sha256_of_export(volume.uri, 192 * MiB) == expected
+    extends = len(re.findall(r"\bextended\b", controller.log))
+    device_size = int(subprocess.run(["blockdev", "--getsize64", volume.device], check=True, capture_output=True, text=True).stdout)
+    assert device_size == volume.size == INITIAL_VOLUME + extends * CHUNK
+    assert extends >= 3
+    nodes = daemon.qmp.execute("query-named-block-nodes", {"flat": True})
+    assert next(node["image"]["virtual-size"] for node in nodes if node["node-name"] == "vol0") == device_size
+
+    daemon.stop()
+    check = subprocess.run(["qemu-img", "check", str(volume.image)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
