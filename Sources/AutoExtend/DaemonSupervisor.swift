@@ -47,7 +47,7 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
                 guard (try? await clock.sleep(for: delay)) != nil else { return }
                 continue
             }
-            failures = 0
+            let connectedAt = clock.now
             logger.info("connected")
             connectedGauge.set(Int64(1))
             do {
@@ -70,7 +70,17 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
                 await volume.detach()
             }
             connectedGauge.set(Int64(0))
-            logger.warning("connection to the daemon lost; reconnecting")
+            // A connection that keeps dropping at once (a command failing every time) backs
+            // off like one that cannot be made.
+            if connectedAt.duration(to: clock.now) < .seconds(1) {
+                failures += 1
+                let delay = backoff.delay(afterFailures: failures)
+                logger.warning("connection to the daemon lost; reconnecting", metadata: ["delay-ms": .string(VolumeController<C>.milliseconds(delay))])
+                guard (try? await clock.sleep(for: delay)) != nil else { return }
+            } else {
+                failures = 0
+                logger.warning("connection to the daemon lost; reconnecting")
+            }
         }
     }
 
