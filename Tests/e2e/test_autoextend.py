@@ -356,6 +356,9 @@ def test_at_the_maximum_the_volume_stops_growing_without_a_busy_loop(highwater, 
                            capture_output=True, text=True, timeout=60)
     assert "No space left on device" in write.stdout + write.stderr
     controller.wait_for_log("the volume has its maximum size")
+    # The held write's BLOCK_IO_ERROR (named after the export's node) reached the controller.
+    controller.wait_for_log("a write found no space and the volume is at its maximum size")
+    assert "event-node=disk0" in controller.log
     assert volume.size == 128 * MiB
     assert len(re.findall(r"\bextended\b", controller.log)) == 1
 
