@@ -88,6 +88,8 @@ let package = Package(
         .testTarget(name: "AutoExtendTests", dependencies: [
             "AutoExtend", "JSON",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
     ]

@@ -23,6 +23,8 @@ final class QMPClientHandler: ChannelDuplexHandler {
     private let greeting: EventLoopPromise<Void>
     private var greeted = false
     private let events: AsyncStream<QMPEvent>.Continuation
+    /// What waiting callers learn when the connection ends.
+    private var endReason = QMPClientError.connectionClosed
 
     init(greeting: EventLoopPromise<Void>, events: AsyncStream<QMPEvent>.Continuation) {
         self.greeting = greeting
@@ -49,11 +51,11 @@ final class QMPClientHandler: ChannelDuplexHandler {
             switch item {
             case .value(let value):
                 if let violation = handle(value) {
-                    context.fireErrorCaught(QMPClientError.protocolViolation(violation))
+                    abandon(context: context, .protocolViolation(violation))
                     return
                 }
             case .error(let description):
-                context.fireErrorCaught(QMPClientError.protocolViolation(description))
+                abandon(context: context, .protocolViolation(description))
                 return
             }
         }
@@ -87,13 +89,19 @@ final class QMPClientHandler: ChannelDuplexHandler {
         return nil
     }
 
+    /// Closes a connection that cannot go on; whoever waits learns `reason`.
+    private func abandon(context: ChannelHandlerContext, _ reason: QMPClientError) {
+        endReason = reason
+        context.close(promise: nil)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        greeting.fail(QMPClientError.connectionClosed)
-        for request in pending.values { request.reply.fail(QMPClientError.connectionClosed) }
+        greeting.fail(endReason)
+        for request in pending.values { request.reply.fail(endReason) }
         pending.removeAll()
         events.finish()
         context.fireChannelInactive()
