@@ -4,13 +4,17 @@ import BlockCore
 import Glibc
 #endif
 
-/// The `file` driver: a regular file that grows when written past its end.
+/// The `file` driver: a regular file that grows when written past its end — unless it is a
+/// volume (`__io.highwater_volume`): then it never grows by itself, and the core re-reads its
+/// length before failing a request past the end, as for `host_device`.
 public final class FileDriver: PosixFileDriver {
     let file: PosixFile
+    private let isVolume: Bool
 
     /// Opens `options.filename` read-only or read-write and with O_DIRECT as the node says.
     public init(options: FileOptions, node: BlockNodeOptions) throws(BlockError) {
         let filename = options.filename
+        isVolume = options.volume
         file = try PosixFile(
             path: filename, readOnly: node.readOnly, direct: node.cacheDirect, locking: options.locking != .off
         ) { (info: stat) throws(BlockError) in
@@ -29,7 +33,7 @@ public final class FileDriver: PosixFileDriver {
     public var driverName: String { "file" }
 
     public var capabilities: BlockDriverCapabilities {
-        BlockDriverCapabilities(requestAlignment: file.alignment, growable: true, resizable: true)
+        BlockDriverCapabilities(requestAlignment: file.alignment, growable: !isVolume, resizable: true)
     }
 
     public func currentSize() throws(BlockError) -> UInt64 {

@@ -15,10 +15,15 @@ public struct FileOptions: Sendable, Equatable {
     public var filename: String
     public var aio: AIO
     public var locking: Locking
+    /// `__io.highwater_volume` (`file` only): the file is a fixed-size volume, like a block
+    /// device. Its capacity is its current length, which only someone else changes (a
+    /// controller's `truncate`, `block_resize`); writes past it fail with ENOSPC.
+    public var volume: Bool
 
-    public init(filename: String, aio: AIO = .threads, locking: Locking = .auto) {
+    public init(filename: String, aio: AIO = .threads, locking: Locking = .auto, volume: Bool = false) {
         self.filename = filename
         self.aio = aio
         self.locking = locking
+        self.volume = volume
     }
 }

@@ -45,7 +45,10 @@ final class DaemonRuntime: Sendable {
         hub = MonitorHub(logger: logger)
         let deletedExports = ExportDeletionForwarder()
         exports = NBDExportRegistry(onExportDeleted: { deletedExports.forward($0) })
-        nbd = NBDListener(group: eventLoops, registry: exports, executor: ioExecutor, logger: logger)
+        let stallEvents = QMPBlockEventSink(events: hub)
+        nbd = NBDListener(group: eventLoops, registry: exports, executor: ioExecutor, logger: logger) { export in
+            stallEvents.writeStalledOnNoSpace(nodeName: export.node.name)
+        }
         let quitTrigger = self.quitTrigger
         commands = HighWaterCommands(context: .init(
             graph: graph, exports: exports, nbd: nbd, events: hub, requestShutdown: { quitTrigger.fire() }))

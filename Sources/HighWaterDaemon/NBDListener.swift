@@ -18,20 +18,24 @@ final class NBDListener: NBDServerControl {
     private let registry: NBDExportRegistry
     private let executor: any BlockIOExecutor
     private let logger: Logger
+    private let onWriteStall: @Sendable (NBDExport) -> Void
     private let running = Mutex<Running?>(nil)
 
-    init(group: any EventLoopGroup, registry: NBDExportRegistry, executor: any BlockIOExecutor, logger: Logger) {
+    init(group: any EventLoopGroup, registry: NBDExportRegistry, executor: any BlockIOExecutor, logger: Logger,
+         onWriteStall: @escaping @Sendable (NBDExport) -> Void) {
         self.group = group
         self.registry = registry
         self.executor = executor
         self.logger = logger
+        self.onWriteStall = onWriteStall
     }
 
     var server: NBDServer? { running.withLock { $0?.server } }
 
     func start(_ options: NBDServerOptions) throws {
         let server = NBDServer(
-            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), logger: logger)
+            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), logger: logger,
+            onWriteStall: onWriteStall)
         let address = try ListenAddress(options.address)
         let channel = try SocketListener.bind(address, group: group) { channel in
             server.configure(channel: channel)

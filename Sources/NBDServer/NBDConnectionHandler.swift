@@ -104,6 +104,8 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
 
     private func detachFromExport() {
         if let export = attachedExport, let token {
+            // Held writes of a closed connection are never answered.
+            export.stalledWrites?.cancel(owner: ObjectIdentifier(token))
             server.registry.detach(token, from: export)
         }
         attachedExport = nil
@@ -189,29 +191,49 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
     // MARK: Requests
 
     private func submit(_ request: NBDRequest, payload: ByteBuffer?, session: NBDTransmissionSession) {
-        guard let context else { return }
+        guard let context, let token else { return }
         let policy = server.inlineIO
         let isSample = policy.isSmall(request)
+        let bytes = request.command == .read || request.command == .write ? Int(request.length) : 0
         if policy.runsInline(request, estimate: serviceTime) {
             let start = NIODeadline.now()
-            let reply = session.perform(request, payload: payload)
+            let outcome = session.attempt(request, payload: payload)
             if isSample { serviceTime.record((NIODeadline.now() - start).nanoseconds.clampedToUInt64) }
-            write(reply)
+            switch outcome {
+            case .reply(let reply):
+                write(reply)
+            case .noSpace(let sizes, let failure):
+                // Held: in flight until answered.
+                requestsInFlight += 1
+                bytesInFlight += bytes
+                makeRequestIO(request, payload: payload, session: session, bytes: bytes, context: context, token: token)
+                    .hold(volumeSizes: sizes, failure: failure)
+            }
             return
         }
-        let bytes = request.command == .read || request.command == .write ? Int(request.length) : 0
         requestsInFlight += 1
         bytesInFlight += bytes
+        let io = makeRequestIO(request, payload: payload, session: session, bytes: bytes, context: context, token: token)
+        server.executor.execute {
+            io.run(sampled: isSample)
+        }
+    }
+
+    /// A request on its way to the I/O threads, with the way back to this handler.
+    private func makeRequestIO(
+        _ request: NBDRequest, payload: ByteBuffer?, session: NBDTransmissionSession, bytes: Int,
+        context: ChannelHandlerContext, token: NBDConnectionToken
+    ) -> NBDRequestIO {
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let completions = self.completions
-        server.executor.execute {
-            let start = isSample ? NIODeadline.now() : nil
-            let reply = session.perform(request, payload: payload)
-            let completion = NBDCompletion(reply: reply, bytes: bytes,
-                                           serviceTime: start.map { (NIODeadline.now() - $0).nanoseconds.clampedToUInt64 })
+        return NBDRequestIO(
+            request: request, payload: payload, session: session, bytes: bytes, connection: token, server: server,
+            eventLoop: eventLoop
+        ) { completion in
             if eventLoop.inEventLoop {
-                // An inline executor: no hop, and the read burst's flush covers the reply.
+                // An inline executor (or a held write answered by the ticker): no hop; a
+                // read burst's flush covers the reply, else `requestCompleted` flushes.
                 handler.value.requestCompleted(completion)
             } else if completions.append(completion) {
                 eventLoop.execute { handler.value.drainCompletions() }
@@ -310,8 +332,4 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         stateMachine.closing()
         context.close(promise: nil)
     }
-}
-
-extension Int64 {
-    fileprivate var clampedToUInt64: UInt64 { self > 0 ? UInt64(self) : 0 }
 }

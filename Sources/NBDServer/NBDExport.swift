@@ -12,14 +12,34 @@ public final class NBDExport: Sendable {
     public let node: BlockNode
     /// Clients may write (the export is writable and so is the node).
     public let isWritable: Bool
+    /// What a write that finds no space does.
+    public let noSpacePolicy: NBDNoSpacePolicy
+    /// The writes waiting for space (`hold` only).
+    let stalledWrites: NBDStalledWrites?
 
-    public init(id: String, name: String, description: String? = nil, node: BlockNode, writable: Bool) {
+    public init(id: String, name: String, description: String? = nil, node: BlockNode, writable: Bool,
+                noSpacePolicy: NBDNoSpacePolicy = .report) {
         self.id = id
         self.name = name
         self.description = description
         self.node = node
         self.isWritable = writable && !node.isReadOnly
+        self.noSpacePolicy = noSpacePolicy
+        if case .hold(let timeout) = noSpacePolicy {
+            stalledWrites = NBDStalledWrites(exporting: node, timeout: timeout)
+        } else {
+            stalledWrites = nil
+        }
     }
+
+    /// Runs held writes again at once if the volume under the export has grown (after a
+    /// QMP command: `block_resize`, ...). Cheap when nothing is held.
+    public func volumeMayHaveGrown() {
+        stalledWrites?.check()
+    }
+
+    /// Writes held for lack of space right now.
+    public var heldWriteCount: Int { stalledWrites?.heldCount ?? 0 }
 
     /// The export flags, as QSD 7.2 sends them: everything we implement, MULTI_CONN unless the
     /// server takes a single connection (nodes keep no per-connection cache); DF only once

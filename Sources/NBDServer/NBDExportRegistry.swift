@@ -105,6 +105,12 @@ public final class NBDExportRegistry: Sendable {
         }
     }
 
+    /// Lets every export run its held writes again if its volume has grown (called after
+    /// QMP commands, which may have grown a node).
+    public func volumesMayHaveGrown() {
+        for export in state.withLock({ $0.entries.map(\.export) }) { export.volumeMayHaveGrown() }
+    }
+
     /// Starts removing an export (`block-export-del`). `safe` fails while clients are
     /// connected; `hard` closes them. `onExportDeleted` follows once no client is left.
     public func remove(id: String, mode: NBDExportRemovalMode = .safe) throws(NBDExportRegistryError) {

@@ -13,6 +13,10 @@ import Synchronization
 /// keeps at most `maximumRequestsInFlight` requests and `maximumBytesInFlight` bytes of
 /// READ/WRITE data running and stops reading from the socket beyond that, or while the peer
 /// does not read its replies.
+///
+/// Exports with `on-enospc=hold` keep writes that find no space until their volume grows
+/// (`NBDStalledWrites`); `onWriteStall` hears of each stall (the daemon turns it into a
+/// `BLOCK_IO_ERROR` event).
 public final class NBDServer: Sendable {
     public let registry: NBDExportRegistry
     /// 0 means unlimited (`nbd-server-start max-connections`).
@@ -23,12 +27,14 @@ public final class NBDServer: Sendable {
     let inlineIO: NBDInlineIOPolicy
     let logger: Logger
     private let connectionCountDidChange: (@Sendable (Int) -> Void)?
+    private let onWriteStall: (@Sendable (NBDExport) -> Void)?
     private let connections = Mutex<[ObjectIdentifier: NBDConnectionToken]>([:])
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
                 maximumRequestsInFlight: Int = 64, maximumBytesInFlight: Int = 64 << 20, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
-                connectionCountDidChange: (@Sendable (Int) -> Void)? = nil) {
+                connectionCountDidChange: (@Sendable (Int) -> Void)? = nil,
+                onWriteStall: (@Sendable (NBDExport) -> Void)? = nil) {
         self.registry = registry
         self.executor = executor
         self.maximumConnections = maximumConnections
@@ -37,6 +43,7 @@ public final class NBDServer: Sendable {
         self.inlineIO = inlineIO
         self.logger = logger
         self.connectionCountDidChange = connectionCountDidChange
+        self.onWriteStall = onWriteStall
     }
 
     /// Connections open right now (negotiating or transmitting).
@@ -87,6 +94,12 @@ public final class NBDServer: Sendable {
         guard let count else { return false }
         connectionCountDidChange?(count)
         return true
+    }
+
+    /// An export with `on-enospc=hold` stalled: a write found no space and is held (told
+    /// once per stall; see `NBDStalledWrites`). Runs on an I/O thread or an event loop.
+    func reportWriteStall(_ export: NBDExport) {
+        onWriteStall?(export)
     }
 
     func connectionClosed(_ token: NBDConnectionToken) {

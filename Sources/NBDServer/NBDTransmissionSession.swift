@@ -81,45 +81,66 @@ public struct NBDTransmissionSession: Sendable {
     /// Runs a validated request against the node (blocking) and returns the encoded reply.
     public func perform(_ request: NBDRequest, payload: ByteBuffer?) -> ByteBuffer {
         do throws(NBDRequestFailure) {
-            switch request.command {
-            case .read:
-                return try read(request)
-            case .write:
-                // The node writes straight from the received bytes.
-                var failure: BlockError?
-                (payload ?? ByteBuffer()).withUnsafeReadableBytes { bytes in
-                    do throws(BlockError) {
-                        try node.write(at: request.offset, from: bytes, flags: request.flags.contains(.fua) ? .fua : [])
-                    } catch {
-                        failure = error
-                    }
-                }
-                if let failure { throw NBDRequestFailure(failure, "writing to file failed") }
-            case .writeZeroes:
-                var flags: WriteFlags = []
-                if request.flags.contains(.fua) { flags.insert(.fua) }
-                if !request.flags.contains(.noHole) { flags.insert(.mayUnmap) }
-                if request.flags.contains(.fastZero) { flags.insert(.fastZero) }
-                try run("writing to file failed") { () throws(BlockError) in
-                    try node.writeZeroes(at: request.offset, length: UInt64(request.length), flags: flags)
-                }
-            case .trim:
-                try run("discard failed") { () throws(BlockError) in
-                    try node.discard(at: request.offset, length: UInt64(request.length))
-                    if request.flags.contains(.fua) { try node.flush() }
-                }
-            case .flush:
-                try run("flush failed") { () throws(BlockError) in try node.flush() }
-            case .blockStatus:
-                return try blockStatus(request)
-            default:
-                // CACHE is a prefetch hint: the page cache or the device does better than us.
-                break
-            }
-            return successReply(cookie: request.cookie)
+            return try execute(request, payload: payload)
         } catch {
             return errorReply(cookie: request.cookie, errno: error.errno, message: error.message)
         }
+    }
+
+    /// Like `perform`, except that on an export that holds writes on ENOSPC, a write or
+    /// write-zeroes that finds no space is not answered: the caller holds it.
+    func attempt(_ request: NBDRequest, payload: ByteBuffer?) -> NBDRequestOutcome {
+        guard let stalledWrites = export.stalledWrites, request.command == .write || request.command == .writeZeroes else {
+            return .reply(perform(request, payload: payload))
+        }
+        // Before the attempt, so that growth during it is not missed.
+        let sizes = stalledWrites.volumeSizes
+        do throws(NBDRequestFailure) {
+            return .reply(try execute(request, payload: payload))
+        } catch where error.errno == .noSpace {
+            return .noSpace(volumeSizes: sizes, failure: error)
+        } catch {
+            return .reply(errorReply(cookie: request.cookie, errno: error.errno, message: error.message))
+        }
+    }
+
+    private func execute(_ request: NBDRequest, payload: ByteBuffer?) throws(NBDRequestFailure) -> ByteBuffer {
+        switch request.command {
+        case .read:
+            return try read(request)
+        case .write:
+            // The node writes straight from the received bytes.
+            var failure: BlockError?
+            (payload ?? ByteBuffer()).withUnsafeReadableBytes { bytes in
+                do throws(BlockError) {
+                    try node.write(at: request.offset, from: bytes, flags: request.flags.contains(.fua) ? .fua : [])
+                } catch {
+                    failure = error
+                }
+            }
+            if let failure { throw NBDRequestFailure(failure, "writing to file failed") }
+        case .writeZeroes:
+            var flags: WriteFlags = []
+            if request.flags.contains(.fua) { flags.insert(.fua) }
+            if !request.flags.contains(.noHole) { flags.insert(.mayUnmap) }
+            if request.flags.contains(.fastZero) { flags.insert(.fastZero) }
+            try run("writing to file failed") { () throws(BlockError) in
+                try node.writeZeroes(at: request.offset, length: UInt64(request.length), flags: flags)
+            }
+        case .trim:
+            try run("discard failed") { () throws(BlockError) in
+                try node.discard(at: request.offset, length: UInt64(request.length))
+                if request.flags.contains(.fua) { try node.flush() }
+            }
+        case .flush:
+            try run("flush failed") { () throws(BlockError) in try node.flush() }
+        case .blockStatus:
+            return try blockStatus(request)
+        default:
+            // CACHE is a prefetch hint: the page cache or the device does better than us.
+            break
+        }
+        return successReply(cookie: request.cookie)
     }
 
     private func read(_ request: NBDRequest) throws(NBDRequestFailure) -> ByteBuffer {
@@ -220,6 +241,14 @@ public struct NBDTransmissionSession: Sendable {
         NBDReplyChunk(flags: .done, cookie: cookie, content: content).encode(into: &reply)
         return reply
     }
+}
+
+/// What running a request gave: a reply to send, or a write that found no space on an
+/// export that holds such writes.
+enum NBDRequestOutcome {
+    case reply(ByteBuffer)
+    /// `volumeSizes` were taken before the attempt.
+    case noSpace(volumeSizes: [UInt64], failure: NBDRequestFailure)
 }
 
 /// A request that failed while running: the reply's error value and message.

@@ -71,13 +71,32 @@ public struct NBDExportOptions: Sendable, Equatable {
     public var bitmaps: [DirtyBitmapReference]?
     /// Expose the `qemu:allocation-depth` context.
     public var allocationDepth: Bool
+    /// `__io.highwater_on-enospc` (HighWater): what a write that fails with ENOSPC does.
+    public var onNoSpace: NoSpaceAction
+    /// `__io.highwater_enospc-timeout` (HighWater): how long, in seconds, a write is held
+    /// under `hold` before it fails with ENOSPC; 0 holds it for as long as it takes (dm-thin's
+    /// `no_space_timeout`, whose default this is).
+    public var noSpaceTimeoutSeconds: UInt32
+
+    /// QAPI `__io.highwater_NbdEnospcAction`.
+    public enum NoSpaceAction: String, QAPIEnum, Sendable {
+        /// The client gets ENOSPC (QEMU's behaviour).
+        case report
+        /// The write waits until the volume under the export grows, then runs again.
+        case hold
+    }
+
+    public static let defaultNoSpaceTimeoutSeconds: UInt32 = 60
 
     public init(name: String? = nil, description: String? = nil, bitmaps: [DirtyBitmapReference]? = nil,
-                allocationDepth: Bool = false) {
+                allocationDepth: Bool = false, onNoSpace: NoSpaceAction = .report,
+                noSpaceTimeoutSeconds: UInt32 = Self.defaultNoSpaceTimeoutSeconds) {
         self.name = name
         self.description = description
         self.bitmaps = bitmaps
         self.allocationDepth = allocationDepth
+        self.onNoSpace = onNoSpace
+        self.noSpaceTimeoutSeconds = noSpaceTimeoutSeconds
     }
 
     init(members: inout QAPIObjectReader) throws(QAPIError) {
@@ -85,6 +104,8 @@ public struct NBDExportOptions: Sendable, Equatable {
         description = try members.optional("description")
         bitmaps = try members.optional("bitmaps")
         allocationDepth = try members.optional("allocation-depth", default: false)
+        onNoSpace = try members.optional("__io.highwater_on-enospc", default: .report)
+        noSpaceTimeoutSeconds = try members.optional("__io.highwater_enospc-timeout", default: Self.defaultNoSpaceTimeoutSeconds)
     }
 }
 

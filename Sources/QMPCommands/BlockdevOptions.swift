@@ -57,7 +57,9 @@ struct BlockdevOptions: QAPIStruct {
             _ = try members.optional("aio-max-batch", as: Int64.self)
             _ = try members.optional("drop-cache", as: Bool.self)
             _ = try members.optional("x-check-cache-dropped", as: Bool.self)
-            let options = FileOptions(filename: filename, aio: aio, locking: locking)
+            // HighWater's own member, for `file` only: a device is always a volume.
+            let volume = driver == "file" ? try members.optional("__io.highwater_volume", default: false) : false
+            let options = FileOptions(filename: filename, aio: aio, locking: locking, volume: volume)
             specific = driver == "file" ? .file(options) : .hostDevice(options)
         case "raw":
             let file = try members.required("file", as: BlockdevRef.self)

@@ -94,7 +94,7 @@ extension HighWaterCommands {
         if nbdOptions.allocationDepth { throw QAPIError("allocation-depth is not supported by HighWater") }
         let export = NBDExport(
             id: options.id, name: name, description: nbdOptions.description,
-            node: node, writable: options.writable)
+            node: node, writable: options.writable, noSpacePolicy: nbdOptions.noSpacePolicy)
         let claim = try node.claim(.export(writable: options.writable))
         do {
             try context.exports.add(export)
@@ -188,6 +188,16 @@ struct DeletionEvents {
     var collected: [String] = []
     /// Emit what was collected once the reply is out (`block-export-del mode=hard`).
     var flushAfterReply = false
+}
+
+extension NBDExportOptions {
+    /// `__io.highwater_on-enospc` and `__io.highwater_enospc-timeout` (0: no timeout).
+    var noSpacePolicy: NBDNoSpacePolicy {
+        switch onNoSpace {
+        case .report: .report
+        case .hold: .hold(timeout: noSpaceTimeoutSeconds == 0 ? nil : .seconds(Int64(noSpaceTimeoutSeconds)))
+        }
+    }
 }
 
 extension NBDExportRemovalMode: QAPIEnum {

@@ -81,6 +81,8 @@ public final class HighWaterCommands: QMPCommandExecutor {
         guard let handler = Self.table.handlers[request.command] else {
             return .failure(QMPError.commandNotFound("The command \(request.command) has not been found"))
         }
+        // Whatever the command did, it may have grown a node under an export holding writes.
+        defer { context.exports.volumesMayHaveGrown() }
         do {
             return .success(try handler(self, request.arguments))
         } catch {

@@ -19,4 +19,18 @@ public struct QMPBlockEventSink: BlockEventSink {
             ])
         }
     }
+
+    /// `BLOCK_IO_ERROR` for a write an export holds for lack of space (HighWater's NBD
+    /// `__io.highwater_on-enospc=hold`): QEMU's event for a guest stopped on ENOSPC
+    /// (`werror=enospc`), with its members in its order. There is no device, only the node.
+    public func writeStalledOnNoSpace(nodeName: String) {
+        events.emit("BLOCK_IO_ERROR", data: [
+            "device": "",
+            "node-name": .string(nodeName),
+            "operation": "write",
+            "action": "stop",
+            "nospace": true,
+            "reason": .string(BlockError.noSpace.description),
+        ])
+    }
 }

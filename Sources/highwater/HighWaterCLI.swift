@@ -12,7 +12,7 @@ struct HighWater: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "highwater",
         abstract: "A storage daemon for thin-provisioned virtual disks, compatible with qemu-storage-daemon.",
-        subcommands: [Daemon.self, Serve.self, Img.self]
+        subcommands: [Daemon.self, Serve.self, Img.self, AutoExtendCommand.self]
     )
 }
 

@@ -57,30 +57,16 @@ extension Qcow2Metadata {
         let fileEnd = file.size
         let host: UInt64
         if let reused { host = reused } else { host = try allocateClusters(count) }
-
-        // Copy-on-write sources: nil when they read as zeroes.
-        var head: [UInt8]?
-        var tail: [UInt8]?
-        if headLength > 0, !source.readsAsZeroes(old[0], guestCluster: first) {
-            head = try readOld(old[0], guestCluster: first, from: 0, count: headLength)
-        }
-        if tailLength > 0, !source.readsAsZeroes(old[old.count - 1], guestCluster: first + count - 1) {
-            tail = try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
-        }
-        let payload = UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)])
-        if head == nil && tail == nil {
-            try file.write(at: host + headLength, from: payload)
-            // Space past the old end of the file reads as zeroes already; zeroing the tail
-            // also extends the file over the whole cluster, as QEMU's allocation does.
-            if headLength > 0 && host < fileEnd { try file.writeZeroes(at: host, length: headLength) }
-            if tailLength > 0 { try file.writeZeroes(at: host + (dataEnd - runStart), length: tailLength) }
-            if headLength + tailLength > 0 && host < fileEnd { l2NeedsDataFlushFirst() }
-        } else {
-            var merged = head ?? [UInt8](repeating: 0, count: Int(headLength))
-            merged.append(contentsOf: payload)
-            merged.append(contentsOf: tail ?? [UInt8](repeating: 0, count: Int(tailLength)))
-            try source.writeHost(at: host, merged)
-            l2NeedsDataFlushFirst()
+        do {
+            try writeAllocatedData(
+                at: host, old: old, firstGuestCluster: first, payload: UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)]),
+                headLength: headLength, tailLength: tailLength, fileEnd: fileEnd)
+        } catch {
+            // Typically ENOSPC from a fixed-size file: nothing points at the new clusters
+            // yet, so giving them back leaves the image as it was (no leak), and a retry
+            // once the file has grown allocates the same clusters again.
+            if reused == nil { try? unallocateClusters(at: host, count: count) }
+            throw error
         }
 
         if reused == nil { try l2WillReferenceNewClusters() }
@@ -93,6 +79,38 @@ extension Qcow2Metadata {
         }
         processDiscards()
         return dataEnd - position
+    }
+
+    /// Writes a run's data to its new host clusters, with the copy-on-write head and tail.
+    private mutating func writeAllocatedData(
+        at host: UInt64, old: [Qcow2ClusterState], firstGuestCluster first: UInt64, payload: UnsafeRawBufferPointer,
+        headLength: UInt64, tailLength: UInt64, fileEnd: UInt64
+    ) throws(BlockError) {
+        let clusterSize = geometry.clusterSize
+        let count = UInt64(old.count)
+        // Copy-on-write sources: nil when they read as zeroes.
+        var head: [UInt8]?
+        var tail: [UInt8]?
+        if headLength > 0, !source.readsAsZeroes(old[0], guestCluster: first) {
+            head = try readOld(old[0], guestCluster: first, from: 0, count: headLength)
+        }
+        if tailLength > 0, !source.readsAsZeroes(old[old.count - 1], guestCluster: first + count - 1) {
+            tail = try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
+        }
+        if head == nil && tail == nil {
+            try file.write(at: host + headLength, from: payload)
+            // Space past the old end of the file reads as zeroes already; zeroing the tail
+            // also extends the file over the whole cluster, as QEMU's allocation does.
+            if headLength > 0 && host < fileEnd { try file.writeZeroes(at: host, length: headLength) }
+            if tailLength > 0 { try file.writeZeroes(at: host + headLength + UInt64(payload.count), length: tailLength) }
+            if headLength + tailLength > 0 && host < fileEnd { l2NeedsDataFlushFirst() }
+        } else {
+            var merged = head ?? [UInt8](repeating: 0, count: Int(headLength))
+            merged.append(contentsOf: payload)
+            merged.append(contentsOf: tail ?? [UInt8](repeating: 0, count: Int(tailLength)))
+            try source.writeHost(at: host, merged)
+            l2NeedsDataFlushFirst()
+        }
     }
 
     private func readOld(_ state: Qcow2ClusterState, guestCluster: UInt64, from start: UInt64, count: UInt64) throws(BlockError) -> [UInt8] {

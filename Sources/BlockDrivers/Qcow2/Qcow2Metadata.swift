@@ -201,9 +201,14 @@ struct Qcow2Metadata {
         }
         let newOffset = try allocateClusters(1)
         // The new table's refcount, then the table itself, are durable before L1 points to it.
-        try writeRefcountBlocks()
-        try source.writeHost(at: newOffset, table)
-        try file.flush()
+        do {
+            try writeRefcountBlocks()
+            try source.writeHost(at: newOffset, table)
+            try file.flush()
+        } catch {
+            try? unallocateClusters(at: newOffset, count: 1)
+            throw error
+        }
         let newEntry = newOffset | Qcow2Geometry.copiedFlag
         try source.writeHost(at: header.l1TableOffset + UInt64(l1Index) * 8, [UInt8](bigEndian: newEntry))
         try file.flush()
@@ -366,6 +371,22 @@ struct Qcow2Metadata {
         }
     }
 
+    /// Gives back clusters that `allocateClusters` returned when the write that needed them
+    /// failed (no space left in the file): nothing references them, so they are free again
+    /// at once, with no quarantine and no write ordering. A refcount already written out
+    /// stays a harmless leak until the next write-back.
+    mutating func unallocateClusters(at offset: UInt64, count: UInt64) throws(BlockError) {
+        let first = geometry.clusterIndex(offset)
+        for cluster in first..<first + count {
+            let slot = try loadRefcountBlock(tableIndex: Int(cluster / geometry.refcountBlockEntries))
+            let index = Int(cluster % geometry.refcountBlockEntries)
+            let old = refcountCache.refcount(slot: slot, index: index, order: geometry.refcountOrder)
+            guard old > 0 else { throw .system(errno: EIO, operation: "qcow2: refcount underflow for cluster \(hex(cluster))") }
+            refcountCache.setRefcount(slot: slot, index: index, order: geometry.refcountOrder, old - 1)
+        }
+        freeClusterIndex = min(freeClusterIndex, first)
+    }
+
     private mutating func findFreeClusters(_ count: UInt64) throws(BlockError) -> UInt64 {
         let limit = UInt64(1) << UInt64(Qcow2Header.Limit.hostOffsetBits - geometry.clusterBits)
         var start = freeClusterIndex
@@ -409,6 +430,7 @@ struct Qcow2Metadata {
         let candidate = try findFreeClusters(1)
         let candidateIndex = candidate / geometry.refcountBlockEntries
         var block = [UInt8](repeating: 0, count: Int(clusterSize))
+        var countedElsewhere = false
         if candidateIndex == tableIndex {
             // The block describes itself.
             block.withUnsafeMutableBytes {
@@ -416,7 +438,7 @@ struct Qcow2Metadata {
             }
         } else if candidateIndex < refcountTable.count, refcountTable[Int(candidateIndex)] & Qcow2Geometry.refcountTableOffsetMask != 0 {
             try addToRefcount(cluster: candidate, 1, reason: .other)
-            try writeRefcountBlocks()
+            countedElsewhere = true
         } else {
             // The candidate's own range has no block yet: that one first (it will describe
             // itself), then this one.
@@ -424,8 +446,15 @@ struct Qcow2Metadata {
             return try createRefcountBlock(tableIndex: tableIndex, depth: depth + 1)
         }
         let offset = candidate << UInt64(geometry.clusterBits)
-        try source.writeHost(at: offset, block)
-        try file.flush()
+        do {
+            if countedElsewhere { try writeRefcountBlocks() }
+            try source.writeHost(at: offset, block)
+            try file.flush()
+        } catch {
+            // No space for the block (a fixed-size file): its cluster must not leak.
+            if countedElsewhere { try? unallocateClusters(at: offset, count: 1) }
+            throw error
+        }
         try source.writeHost(at: header.refcountTableOffset + tableIndex * 8, [UInt8](bigEndian: offset))
         try file.flush()
         refcountTable[Int(tableIndex)] = offset

@@ -1,0 +1,100 @@
+import JSON
+import Logging
+import NIOCore
+import Prometheus
+
+/// Keeps one daemon connected: connects (retrying with backoff), reads the managed nodes,
+/// attaches their controllers, hands them the events, and on loss of the connection
+/// detaches them and starts over. While connected it only waits for events: no polling.
+public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Duration, C.Instant: Sendable {
+    public let address: QMPAddress
+    public let volumes: [VolumeController<C>]
+    private let group: any EventLoopGroup
+    private let clock: C
+    private let backoff: RetryBackoff
+    private let connectedGauge: Gauge
+    private let logger: Logger
+
+    public init(
+        address: QMPAddress, volumes: [VolumeController<C>], group: any EventLoopGroup, clock: C, backoff: RetryBackoff,
+        metrics: AutoExtendMetrics, logger: Logger
+    ) {
+        self.address = address
+        self.volumes = volumes
+        self.group = group
+        self.clock = clock
+        self.backoff = backoff
+        self.connectedGauge = metrics.connected(daemon: address)
+        var logger = logger
+        logger[metadataKey: "daemon"] = .string(address.description)
+        self.logger = logger
+    }
+
+    /// Runs until cancelled. A configuration the first connection shows to be wrong (an
+    /// unknown node, a format node instead of a volume, no maximum) ends it with an error;
+    /// on later connections such a node is reported and left alone until the next one.
+    public func run() async throws(ConfigurationError) {
+        var failures = 0
+        var firstConnection = true
+        while !Task.isCancelled {
+            let client: QMPClient
+            do {
+                client = try await QMPClient.connect(to: address, group: group)
+            } catch {
+                failures += 1
+                let delay = backoff.delay(afterFailures: failures)
+                logger.warning("cannot reach the daemon; retrying", metadata: ["error": .string("\(error)"), "delay-ms": .string(VolumeController<C>.milliseconds(delay))])
+                guard (try? await clock.sleep(for: delay)) != nil else { return }
+                continue
+            }
+            let connectedAt = clock.now
+            logger.info("connected")
+            connectedGauge.set(Int64(1))
+            do {
+                try await attachVolumes(client, strict: firstConnection)
+            } catch let error as ConfigurationError {
+                await client.close()
+                connectedGauge.set(Int64(0))
+                throw error
+            } catch {
+                logger.warning("reading the block nodes failed", metadata: ["error": .string("\(error)")])
+            }
+            firstConnection = false
+            // Events that arrived while attaching were buffered by the stream: none is lost.
+            for await event in client.events {
+                for volume in volumes {
+                    await volume.handle(event)
+                }
+            }
+            for volume in volumes {
+                await volume.detach()
+            }
+            connectedGauge.set(Int64(0))
+            // A connection that keeps dropping at once (a command failing every time) backs
+            // off like one that cannot be made.
+            if connectedAt.duration(to: clock.now) < .seconds(1) {
+                failures += 1
+                let delay = backoff.delay(afterFailures: failures)
+                logger.warning("connection to the daemon lost; reconnecting", metadata: ["delay-ms": .string(VolumeController<C>.milliseconds(delay))])
+                guard (try? await clock.sleep(for: delay)) != nil else { return }
+            } else {
+                failures = 0
+                logger.warning("connection to the daemon lost; reconnecting")
+            }
+        }
+    }
+
+    private func attachVolumes(_ client: QMPClient, strict: Bool) async throws {
+        let session = QMPDaemonSession(client: client)
+        let nodes = try await session.namedBlockNodes()
+        for volume in volumes {
+            do {
+                let info = try VolumeNodeInfo.find(volume.configuration.nodeName, in: nodes)
+                try await volume.attach(session, node: info)
+            } catch let error as VolumeNodeError {
+                guard !strict else { throw ConfigurationError("\(address): \(error)") }
+                logger.error("volume not managed on this connection", metadata: ["error": .string("\(error)")])
+            }
+        }
+    }
+}

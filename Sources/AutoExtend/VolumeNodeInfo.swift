@@ -1,0 +1,77 @@
+import JSON
+
+/// What the controller needs to know about a managed protocol node, read from
+/// `query-named-block-nodes` (flat).
+public struct VolumeNodeInfo: Sendable, Equatable {
+    public var nodeName: String
+    /// `drv`: `host_device`, `file`, ...
+    public var driver: String
+    /// The host file or device (`file`).
+    public var filename: String
+    /// The volume's current size (`image.virtual-size` of the protocol node).
+    public var capacity: UInt64
+    /// The format node using this node as its file, if any (driver and virtual size).
+    public var formatDriver: String?
+    public var formatVirtualSize: UInt64?
+    /// The nodes stacked on this one (same host file, not protocol nodes): I/O errors of
+    /// an export name its node, which is one of these.
+    public var formatNodeNames: [String]
+
+    /// Drivers whose nodes are volumes (protocol nodes); a format node on top has the
+    /// highest offset of its allocations tracked on them.
+    public static let protocolDrivers: Set<String> = ["host_device", "file"]
+
+    /// Finds `nodeName` in the reply of `query-named-block-nodes` with `flat: true`.
+    public static func find(_ nodeName: String, in reply: JSONValue) throws(VolumeNodeError) -> VolumeNodeInfo {
+        let nodes = reply.arrayValue ?? []
+        guard let node = nodes.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
+            let names = nodes.compactMap { $0["node-name"]?.stringValue }
+            throw .unknownNode(nodeName, known: names)
+        }
+        let driver = node["drv"]?.stringValue ?? ""
+        guard protocolDrivers.contains(driver) else {
+            // Name the protocol node under it, if there is one, to make the fix obvious.
+            let filename = node["file"]?.stringValue
+            let below = nodes.first {
+                $0["file"]?.stringValue == filename && protocolDrivers.contains($0["drv"]?.stringValue ?? "")
+            }?["node-name"]?.stringValue
+            throw .notAProtocolNode(nodeName, driver: driver, protocolNode: below)
+        }
+        guard let filename = node["file"]?.stringValue, let capacity = node["image"]?["virtual-size"]?.unsignedValue else {
+            throw .malformedReply("node '\(nodeName)' lacks file or image.virtual-size")
+        }
+        let formats = nodes.filter {
+            $0["file"]?.stringValue == filename && $0["node-name"]?.stringValue != nodeName
+                && !protocolDrivers.contains($0["drv"]?.stringValue ?? "")
+        }
+        // The node directly on the volume comes last in QEMU's order (parents first).
+        let format = formats.last
+        return VolumeNodeInfo(
+            nodeName: nodeName, driver: driver, filename: filename, capacity: capacity,
+            formatDriver: format?["drv"]?.stringValue, formatVirtualSize: format?["image"]?["virtual-size"]?.unsignedValue,
+            formatNodeNames: formats.compactMap { $0["node-name"]?.stringValue })
+    }
+
+    /// `wr_highest_offset` of `nodeName` in the reply of `query-blockstats` with
+    /// `query-nodes: true`.
+    public static func highestOffset(of nodeName: String, in reply: JSONValue) throws(VolumeNodeError) -> UInt64 {
+        guard let entry = reply.arrayValue?.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
+            throw .unknownNode(nodeName, known: reply.arrayValue?.compactMap { $0["node-name"]?.stringValue } ?? [])
+        }
+        guard let offset = entry["stats"]?["wr_highest_offset"]?.unsignedValue else {
+            throw .malformedReply("no stats.wr_highest_offset for node '\(nodeName)'")
+        }
+        return offset
+    }
+}
+
+extension JSONValue {
+    /// A non-negative integer value.
+    var unsignedValue: UInt64? {
+        switch self {
+        case .int(let value) where value >= 0: UInt64(value)
+        case .uint(let value): value
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import JSON
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import AutoExtend
+
+/// The client handler on an embedded channel, fed the daemon's bytes by hand.
+@Suite struct QMPClientHandlerTests {
+    struct Fixture {
+        let channel = EmbeddedChannel()
+        let greeting: EventLoopPromise<Void>
+        let events: AsyncStream<QMPEvent>
+
+        init() throws {
+            greeting = channel.eventLoop.makePromise()
+            let (events, continuation) = AsyncStream.makeStream(of: QMPEvent.self)
+            self.events = events
+            try channel.pipeline.syncOperations.addHandler(QMPClientHandler(greeting: greeting, events: continuation))
+        }
+
+        func receive(_ text: String) throws {
+            try channel.writeInbound(channel.allocator.buffer(string: text))
+        }
+
+        func send(_ command: String, _ arguments: JSONObject? = nil) -> EventLoopFuture<JSONValue> {
+            let reply = channel.eventLoop.makePromise(of: JSONValue.self)
+            channel.writeAndFlush(QMPClientHandler.Request(command: command, arguments: arguments, reply: reply), promise: nil)
+            return reply.futureResult
+        }
+
+        func sent() throws -> String? {
+            try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }
+        }
+    }
+
+    @Test func numbersCommandsAndMatchesRepliesByID() throws {
+        let fixture = try Fixture()
+        try fixture.receive(#"{"QMP": {"version": {}, "capabilities": ["oob"]}}"# + "\r\n")
+        var greeted = false
+        fixture.greeting.futureResult.whenSuccess { greeted = true }
+        #expect(greeted)
+
+        let first = fixture.send("qmp_capabilities")
+        let second = fixture.send("block-set-write-threshold", ["node-name": "vol0", "write-threshold": .unsigned(1 << 40)])
+        #expect(try fixture.sent() == #"{"execute": "qmp_capabilities", "id": 1}"# + "\n")
+        #expect(try fixture.sent() == #"{"execute": "block-set-write-threshold", "arguments": {"node-name": "vol0", "write-threshold": 1099511627776}, "id": 2}"# + "\n")
+
+        var results: [String] = []
+        first.whenComplete { results.append("first \($0)") }
+        second.whenComplete { results.append("second \($0)") }
+        // Replies in any order, split anywhere, an event in between.
+        try fixture.receive(#"{"return": {}, "id"#)
+        try fixture.receive(#"": 2}{"event": "BLOCK_WRITE_THRESHOLD", "data": {"node-name": "vol0"}, "timestamp": {"seconds": 1, "microseconds": 2}}"#)
+        try fixture.receive(#"{"error": {"class": "GenericError", "desc": "nope"}, "id": 1}"#)
+        #expect(results == [
+            "second success(JSON.JSONValue.object(JSON.JSONObject(members: [])))",
+            "first failure(qmp_capabilities failed: GenericError: nope)",
+        ])
+    }
+
+    @Test func eventsArriveInOrderAndEndWithTheConnection() async throws {
+        let fixture = try Fixture()
+        try fixture.receive(#"{"QMP": {}}"#)
+        try fixture.receive(#"{"event": "A", "data": {"n": 1}}{"event": "B"}"#)
+        fixture.channel.pipeline.fireChannelInactive()
+        var names: [String] = []
+        for await event in fixture.events { names.append(event.name) }
+        #expect(names == ["A", "B"])
+    }
+
+    @Test func aClosedConnectionFailsWhatIsPending() throws {
+        let fixture = try Fixture()
+        try fixture.receive(#"{"QMP": {}}"#)
+        let pending = fixture.send("query-blockstats")
+        var failure: (any Error)?
+        pending.whenFailure { failure = $0 }
+        fixture.channel.pipeline.fireChannelInactive()
+        #expect(failure as? QMPClientError == .connectionClosed)
+    }
+
+    @Test func somethingThatIsNotQMPClosesTheConnection() throws {
+        let fixture = try Fixture()
+        var failure: (any Error)?
+        fixture.greeting.futureResult.whenFailure { failure = $0 }
+        try fixture.receive(#"{"hello": 1}"#)
+        #expect(!fixture.channel.isActive)
+        #expect(failure as? QMPClientError == .protocolViolation("no greeting"))
+    }
+}
