@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // The manifest is the architecture: each target is one layer, and the arrows between them
 // only point down. Wire codecs (JSON/QMP, NBDWire) and the block layer (BlockCore,
-// BlockDrivers) know nothing of sockets; only HighWaterDaemon touches NIOPosix.
+// BlockDrivers) know nothing of sockets; only HighWaterDaemon (and the `watch` client,
+// HighWaterWatch) touch NIOPosix.
 import PackageDescription
 
 let package = Package(
@@ -54,8 +55,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // `highwater watch`: a QMP client that follows daemons' events and node use.
+        .target(name: "HighWaterWatch", dependencies: [
+            "JSON",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .executableTarget(name: "highwater", dependencies: [
-            "HighWaterDaemon", "ImageTools",
+            "HighWaterDaemon", "ImageTools", "HighWaterWatch",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -74,5 +81,6 @@ let package = Package(
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
         .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
         .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
+        .testTarget(name: "HighWaterWatchTests", dependencies: ["HighWaterWatch", "JSON"]),
     ]
 )
