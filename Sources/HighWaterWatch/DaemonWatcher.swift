@@ -2,6 +2,10 @@ import JSON
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Watches one daemon: connects, runs a ``WatchSession`` over the connection, and when the
 /// daemon goes away (or is not there yet) tries again with exponential backoff, until the
 /// task is cancelled.
@@ -45,6 +49,8 @@ struct DaemonWatcher: Sendable {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await connect()
+        } catch let error as IOError {
+            return (false, "cannot connect: \(String(cString: strerror(error.errnoCode)))")
         } catch {
             return (false, "cannot connect: \(error)")
         }
