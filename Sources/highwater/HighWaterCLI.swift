@@ -68,11 +68,10 @@ struct Watch: AsyncParsableCommand {
     @Option(help: "Seconds between the slow refreshes of the use display; 0 refreshes on events only.")
     var interval: Double = 5
 
-    @Argument(help: "QMP monitors: UNIX socket paths or HOST:PORT.")
+    @Argument(help: ArgumentHelp("QMP monitors: UNIX socket paths or HOST:PORT.", valueName: "socket"))
     var sockets: [String]
 
     func validate() throws {
-        guard !sockets.isEmpty else { throw ValidationError("Give at least one QMP socket.") }
         guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be 0 or more seconds.") }
     }
 
