@@ -50,6 +50,15 @@ import Testing
         #expect(set.lowestArmedValue == 300)
     }
 
+    @Test func endingExactlyAtAValueIsNotPastIt() {
+        var set = NamedWriteThresholds()
+        _ = set.set("low", .init(level: .bytes(100)), size: 1000, highestOffset: 0)
+        _ = set.set("edge", .init(level: .bytes(200)), size: 1000, highestOffset: 0)
+        let at200 = set.requestEnds(at: 200)
+        #expect(causes(at200) == ["low write +100"])
+        #expect(set.thresholds.map(\.isArmed) == [false, true])
+    }
+
     @Test func settingAgainReplacesInPlaceAndRearms() {
         var set = NamedWriteThresholds()
         _ = set.set("a", .init(level: .bytes(100)), size: 1000, highestOffset: 0)
