@@ -49,10 +49,8 @@ struct DaemonWatcher: Sendable {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await connect()
-        } catch let error as IOError {
-            return (false, "cannot connect: \(String(cString: strerror(error.errnoCode)))")
         } catch {
-            return (false, "cannot connect: \(error)")
+            return (false, "cannot connect: \(Self.describe(connectionError: error))")
         }
         var negotiated = false
         do {
@@ -62,6 +60,19 @@ struct DaemonWatcher: Sendable {
             return (negotiated, reason)
         } catch {
             return (negotiated, "\(error)")
+        }
+    }
+
+    /// The system's text for a failed connect ("No such file or directory"), rather than
+    /// NIO's descriptions of its internals.
+    private static func describe(connectionError error: any Error) -> String {
+        switch error {
+        case let error as IOError:
+            String(cString: strerror(error.errnoCode))
+        case let error as NIOConnectionError:
+            error.connectionErrors.last.map { describe(connectionError: $0.error) } ?? error.dnsAError.map { "\($0)" } ?? "\(error)"
+        default:
+            "\(error)"
         }
     }
 
