@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // The manifest is the architecture: each target is one layer, and the arrows between them
 // only point down. Wire codecs (JSON/QMP, NBDWire) and the block layer (BlockCore,
-// BlockDrivers) know nothing of sockets; only HighWaterDaemon touches NIOPosix.
+// BlockDrivers) know nothing of sockets; only HighWaterDaemon (and the `watch` client,
+// HighWaterWatch) touch NIOPosix.
 import PackageDescription
 
 let package = Package(
@@ -65,8 +66,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // `highwater watch`: a QMP client that follows daemons' events and node use.
+        .target(name: "HighWaterWatch", dependencies: [
+            "JSON",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .executableTarget(name: "highwater", dependencies: [
-            "HighWaterDaemon", "ImageTools", "AutoExtend",
+            "HighWaterDaemon", "ImageTools", "AutoExtend", "HighWaterWatch",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -92,5 +99,6 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "HighWaterWatchTests", dependencies: ["HighWaterWatch", "JSON"]),
     ]
 )

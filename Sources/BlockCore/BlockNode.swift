@@ -33,7 +33,10 @@ public struct BlockNodeOptions: Sendable, Equatable {
 /// What the block layer reports to whoever listens (the QMP monitors, the controller).
 /// The block layer fires; it never decides what to do about it.
 public enum BlockEvent: Sendable, Equatable {
+    /// The classic threshold (`block-set-write-threshold`) fired.
     case writeThresholdExceeded(nodeName: String, amountExceeded: UInt64, threshold: UInt64)
+    /// A named threshold fired.
+    case namedWriteThresholdExceeded(WriteThresholdCrossing)
 }
 
 /// Receives block events. Called on the I/O thread that caused the event: implementations
@@ -51,7 +54,12 @@ public final class BlockNode: Sendable {
     public let driver: any BlockDriver
     public let statistics = BlockStatistics()
     let eventSink: any BlockEventSink
+    /// The classic threshold, 0 when disarmed.
     private let threshold = Atomic<UInt64>(0)
+    /// The lowest value any threshold, classic or named, is armed at (`UInt64.max` when none):
+    /// the only thing the write path loads. Stored only with `namedThresholds` locked.
+    private let thresholdTrigger = Atomic<UInt64>(.max)
+    private let namedThresholds = Mutex(NamedWriteThresholds())
     private let cachedSize: Atomic<UInt64>
     private let alignment: UInt64
     private let claims = Mutex(Claims())
@@ -76,7 +84,9 @@ public final class BlockNode: Sendable {
     @discardableResult
     public func refreshSize() throws(BlockError) -> UInt64 {
         let size = try driver.currentSize()
-        cachedSize.store(size, ordering: .relaxed)
+        let previous = cachedSize.exchange(size, ordering: .relaxed)
+        // A growable node also grows with its writes, which are no resize (see `truncate`).
+        if previous != size, !driver.capabilities.growable { writeThresholdsResized(to: size) }
         return size
     }
 
@@ -90,7 +100,9 @@ public final class BlockNode: Sendable {
             throw .notSupported("Image format driver does not support resize")
         }
         try driver.truncate(to: newSize)
-        try refreshSize()
+        let previous = size
+        let resized = try refreshSize()
+        if previous != resized, driver.capabilities.growable { writeThresholdsResized(to: resized) }
     }
 
     // MARK: Permissions
@@ -180,29 +192,99 @@ public final class BlockNode: Sendable {
             actualSize: driver.allocatedSize(), dirtyFlag: driver.reportsDirtyFlag ? false : nil)
     }
 
-    // MARK: Write threshold
+    // MARK: Write thresholds
 
-    /// The armed threshold in bytes, 0 when disarmed (also after it fired).
+    /// The armed classic threshold in bytes, 0 when disarmed (also after it fired).
     public var writeThreshold: UInt64 { threshold.load(ordering: .relaxed) }
 
-    /// Arms (non-zero) or disarms (0) the threshold. Setting a value below what has already
-    /// been written does not fire by itself: only a later request can.
+    /// Arms (non-zero) or disarms (0) the classic threshold. Setting a value below what has
+    /// already been written does not fire by itself: only a later request can.
     public func setWriteThreshold(_ value: UInt64) {
         threshold.store(value, ordering: .relaxed)
+        namedThresholds.withLock { updateThresholdTrigger($0) }
     }
 
-    /// QEMU's check, run before a write-type request is issued: one relaxed load when
-    /// disarmed; a compare-exchange makes concurrent writers fire it exactly once.
+    /// The lowest armed value of any threshold, `UInt64.max` when none is armed: requests
+    /// ending at or below it take the fast path.
+    var lowestArmedThreshold: UInt64 { thresholdTrigger.load(ordering: .relaxed) }
+
+    /// The named thresholds, in the order they were first set.
+    public var namedWriteThresholds: [NamedWriteThreshold] { namedThresholds.withLock { $0.thresholds } }
+
+    /// Sets the named threshold `name` (replacing one of that name), armed; with
+    /// `fireIfPast` it fires at once when the highest written offset is already past it.
+    /// Named thresholds are independent of each other and of the classic one.
+    ///
+    /// A percentage needs a node whose size only changes by resizing: a growable node (a
+    /// regular file) grows with its writes, and the threshold would run ahead of them.
+    public func setNamedWriteThreshold(_ name: String, _ settings: WriteThresholdSettings) throws(BlockError) {
+        if settings.level.percent != nil, driver.capabilities.growable {
+            throw .invalidArgument("Node '\(self.name)' grows with its writes: give its threshold in bytes")
+        }
+        let currentSize = (try? refreshSize()) ?? size
+        let highestOffset = statistics.writeHighestOffset
+        let firing = namedThresholds.withLock { named in
+            defer { updateThresholdTrigger(named) }
+            return named.set(name, settings, size: currentSize, highestOffset: highestOffset)
+        }
+        report(firing.map { [$0] } ?? [], size: currentSize, highestOffset: highestOffset)
+    }
+
+    /// Removes the named threshold `name`; false when the node has none of that name.
+    public func clearNamedWriteThreshold(_ name: String) -> Bool {
+        namedThresholds.withLock { named in
+            defer { updateThresholdTrigger(named) }
+            return named.clear(name)
+        }
+    }
+
+    /// QEMU's check, run before a write-type request is issued: one relaxed load of the
+    /// lowest armed value, whatever is armed.
     @inline(__always)
     private func checkWriteThreshold(end: UInt64) {
-        let armed = threshold.load(ordering: .relaxed)
-        guard armed != 0, end > armed else { return }
-        fireWriteThreshold(armed: armed, end: end)
+        guard end > thresholdTrigger.load(ordering: .relaxed) else { return }
+        requestCrossesThreshold(end: end)
     }
 
-    private func fireWriteThreshold(armed: UInt64, end: UInt64) {
-        guard threshold.compareExchange(expected: armed, desired: 0, ordering: .relaxed).exchanged else { return }
-        eventSink.blockEvent(.writeThresholdExceeded(nodeName: name, amountExceeded: end - armed, threshold: armed))
+    /// The slow path. The classic threshold is disarmed with a compare-exchange, so that of
+    /// concurrent writers exactly one fires it, as in QEMU; named ones under the lock.
+    private func requestCrossesThreshold(end: UInt64) {
+        let classic = threshold.load(ordering: .relaxed)
+        if classic != 0, end > classic,
+           threshold.compareExchange(expected: classic, desired: 0, ordering: .relaxed).exchanged {
+            eventSink.blockEvent(.writeThresholdExceeded(nodeName: name, amountExceeded: end - classic, threshold: classic))
+        }
+        let firings = namedThresholds.withLock { named in
+            defer { updateThresholdTrigger(named) }
+            return named.requestEnds(at: end)
+        }
+        report(firings, size: size, highestOffset: max(statistics.writeHighestOffset, end))
+    }
+
+    /// The node's size changed: percentages are recomputed, re-arming thresholds armed again.
+    private func writeThresholdsResized(to size: UInt64) {
+        let highestOffset = statistics.writeHighestOffset
+        let firings = namedThresholds.withLock { named in
+            defer { updateThresholdTrigger(named) }
+            return named.isEmpty ? [] : named.resized(to: size, highestOffset: highestOffset)
+        }
+        report(firings, size: size, highestOffset: highestOffset)
+    }
+
+    /// Recomputes the trigger from both kinds of threshold. Called with `namedThresholds`
+    /// locked after every change to either, so the last store sees the last change.
+    private func updateThresholdTrigger(_ named: borrowing NamedWriteThresholds) {
+        let classic = threshold.load(ordering: .relaxed)
+        thresholdTrigger.store(min(classic == 0 ? .max : classic, named.lowestArmedValue), ordering: .relaxed)
+    }
+
+    private func report(_ firings: [NamedWriteThresholds.Firing], size: UInt64, highestOffset: UInt64) {
+        for firing in firings {
+            eventSink.blockEvent(.namedWriteThresholdExceeded(WriteThresholdCrossing(
+                nodeName: name, name: firing.threshold.name, threshold: firing.threshold.value,
+                amountExceeded: firing.amountExceeded, settings: firing.threshold.settings, cause: firing.cause,
+                nodeSize: size, highestOffset: highestOffset)))
+        }
     }
 
     // MARK: I/O

@@ -22,7 +22,7 @@ extension HighWaterCommands {
         let commands = commandNames.sorted().map { name -> JSONValue in
             ["name": .string(name), "meta-type": "command", "arg-type": "0", "ret-type": "1", "allow-oob": false]
         }
-        let events = ["BLOCK_WRITE_THRESHOLD", "BLOCK_EXPORT_DELETED"].map { name -> JSONValue in
+        let events = ["BLOCK_WRITE_THRESHOLD", "BLOCK_EXPORT_DELETED", QMPBlockEventSink.namedThresholdEvent].map { name -> JSONValue in
             ["name": .string(name), "meta-type": "event", "arg-type": "0"]
         }
         return .array(commands + events + [opaqueObject, any])

@@ -56,6 +56,7 @@ public final class HighWaterCommands: QMPCommandExecutor {
         var table = QMPCommandTable()
         registerControlCommands(in: &table)
         registerBlockCommands(in: &table)
+        registerWriteThresholdCommands(in: &table)
         registerExportCommands(in: &table)
         registerObjectCommands(in: &table)
         return table

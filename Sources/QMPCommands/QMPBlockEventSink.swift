@@ -5,6 +5,9 @@ import JSON
 public struct QMPBlockEventSink: BlockEventSink {
     let events: any QMPEventEmitter
 
+    /// The event of HighWater's named write thresholds.
+    static let namedThresholdEvent = "__io.highwater_WRITE_THRESHOLD"
+
     public init(events: any QMPEventEmitter) {
         self.events = events
     }
@@ -17,6 +20,8 @@ public struct QMPBlockEventSink: BlockEventSink {
                 "amount-exceeded": .unsigned(amountExceeded),
                 "write-threshold": .unsigned(threshold),
             ])
+        case .namedWriteThresholdExceeded(let crossing):
+            events.emit(Self.namedThresholdEvent, data: WriteThresholdReport.event(crossing))
         }
     }
 

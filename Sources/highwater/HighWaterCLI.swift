@@ -1,5 +1,6 @@
 import ArgumentParser
 import HighWaterDaemon
+import HighWaterWatch
 import ImageTools
 import Logging
 
@@ -12,7 +13,7 @@ struct HighWater: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "highwater",
         abstract: "A storage daemon for thin-provisioned virtual disks, compatible with qemu-storage-daemon.",
-        subcommands: [Daemon.self, Serve.self, Img.self, AutoExtendCommand.self]
+        subcommands: [Daemon.self, Serve.self, Img.self, AutoExtendCommand.self, Watch.self]
     )
 }
 
@@ -46,6 +47,40 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         throw ExitCode(await BuiltInServer.main(directory: dir, diskSize: size))
+    }
+}
+
+/// `highwater watch`: follow the events and node use of running daemons.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow daemons' QMP monitors: threshold events and node use, live.",
+        discussion: """
+            Each SOCKET is a UNIX socket path or HOST:PORT. Prints every event, and each node's \
+            size, highest written offset and thresholds whenever they change: they are queried \
+            after every event and every --interval seconds. A daemon that goes away is \
+            reconnected with backoff. Ctrl-C stops.
+            """
+    )
+
+    @Flag(help: "Print one JSON object per line.")
+    var json = false
+
+    @Option(help: "Seconds between the slow refreshes of the use display; 0 refreshes on events only.")
+    var interval: Double = 5
+
+    @Argument(help: ArgumentHelp("QMP monitors: UNIX socket paths or HOST:PORT.", valueName: "socket"))
+    var sockets: [String]
+
+    func validate() throws {
+        guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be 0 or more seconds.") }
+    }
+
+    func run() async throws {
+        let watcher = Watcher(
+            targets: sockets.map(WatchTarget.init), json: json,
+            refreshInterval: interval > 0 ? .milliseconds(Int64(interval * 1000)) : nil,
+            write: FileHandle.standardOutput)
+        await watcher.runUntilInterrupted()
     }
 }
 
