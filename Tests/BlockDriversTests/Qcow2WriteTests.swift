@@ -62,11 +62,12 @@ import Testing
                 shadow.overwrite(at: offset, with: [UInt8](repeating: 0, count: length))
             default:
                 try node.discard(at: UInt64(offset), length: UInt64(length))
-                // Whole clusters read as zeroes (v3) or fall through to the backing file (v2).
+                // Whole clusters read as zeroes; v2 images with a backing file stay as they
+                // are (no zero flag to hide the backing file's data).
                 let first = (offset + clusterSize - 1) / clusterSize * clusterSize
                 let end = offset + length == size ? size : (offset + length) / clusterSize * clusterSize
-                if end > first {
-                    shadow.overwrite(at: first, with: isV2 ? Array(backingContents[first..<end]) : [UInt8](repeating: 0, count: end - first))
+                if end > first && !(isV2 && scenario.withBacking) {
+                    shadow.overwrite(at: first, with: [UInt8](repeating: 0, count: end - first))
                 }
             }
             if step % 50 == 49 { try node.flush() }

@@ -57,30 +57,35 @@ extension Qcow2Metadata {
         let fileEnd = file.size
         let host: UInt64
         if let reused { host = reused } else { host = try allocateClusters(count) }
-
-        // Copy-on-write sources: nil when they read as zeroes.
-        var head: [UInt8]?
-        var tail: [UInt8]?
-        if headLength > 0, !source.readsAsZeroes(old[0], guestCluster: first) {
-            head = try readOld(old[0], guestCluster: first, from: 0, count: headLength)
-        }
-        if tailLength > 0, !source.readsAsZeroes(old[old.count - 1], guestCluster: first + count - 1) {
-            tail = try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
-        }
         let payload = UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)])
-        if head == nil && tail == nil {
-            try file.write(at: host + headLength, from: payload)
-            // Space past the old end of the file reads as zeroes already; zeroing the tail
-            // also extends the file over the whole cluster, as QEMU's allocation does.
-            if headLength > 0 && host < fileEnd { try file.writeZeroes(at: host, length: headLength) }
-            if tailLength > 0 { try file.writeZeroes(at: host + (dataEnd - runStart), length: tailLength) }
-            if headLength + tailLength > 0 && host < fileEnd { l2NeedsDataFlushFirst() }
+
+        if headLength + tailLength == 0 {
+            try file.write(at: host, from: payload)
         } else {
-            var merged = head ?? [UInt8](repeating: 0, count: Int(headLength))
-            merged.append(contentsOf: payload)
-            merged.append(contentsOf: tail ?? [UInt8](repeating: 0, count: Int(tailLength)))
-            try source.writeHost(at: host, merged)
-            l2NeedsDataFlushFirst()
+            // QEMU's zero test of the copy-on-write regions is a block-status query.
+            _ = isMetadataPreallocated()
+            var cowIsZero = try cowReadsAsZeroes(old[0], at: runStart, length: headLength)
+            if cowIsZero { cowIsZero = try cowReadsAsZeroes(old[old.count - 1], at: dataEnd, length: tailLength) }
+            // Zeroes: the whole allocation is zeroed in one request (a hole where the file
+            // can), then the data written, as QEMU does. Otherwise (or when the file cannot
+            // zero quickly) one write of the copied head, the data and the copied tail.
+            let zeroed = cowIsZero ? try zeroAllocation(at: host, length: count * clusterSize) : false
+            if !zeroed {
+                var merged = [UInt8](repeating: 0, count: Int(headLength))
+                if !cowIsZero && headLength > 0 { merged = try readOld(old[0], guestCluster: first, from: 0, count: headLength) }
+                merged.append(contentsOf: payload)
+                if !cowIsZero && tailLength > 0 {
+                    merged += try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
+                } else {
+                    merged += repeatElement(0, count: Int(tailLength))
+                }
+                try source.writeHost(at: host, merged)
+                l2NeedsDataFlushFirst()
+            } else {
+                try file.write(at: host + headLength, from: payload)
+                // Zeroed space inside the old file must be durable before L2 points to it.
+                if host < fileEnd { l2NeedsDataFlushFirst() }
+            }
         }
 
         if reused == nil { try l2WillReferenceNewClusters() }
@@ -95,6 +100,28 @@ extension Qcow2Metadata {
         return dataEnd - position
     }
 
+    /// Zeroes freshly allocated host clusters with one fast write-zeroes request; false
+    /// when the file cannot do that quickly.
+    private func zeroAllocation(at host: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        do {
+            try file.writeZeroes(at: host, length: length, flags: .fastZero)
+            return true
+        } catch .notSupported {
+            return false
+        }
+    }
+
+    /// Whether a copy-on-write region is known to read as zeroes from metadata alone,
+    /// without reading data (QEMU's quick test before zeroing instead of copying).
+    private func cowReadsAsZeroes(_ state: Qcow2ClusterState, at guestOffset: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        guard length > 0 else { return true }
+        switch state {
+        case .zeroPlain, .zeroAllocated: return true
+        case .normal, .compressed: return false
+        case .unallocated: return try source.backingIsKnownZero(at: guestOffset, length: length)
+        }
+    }
+
     private func readOld(_ state: Qcow2ClusterState, guestCluster: UInt64, from start: UInt64, count: UInt64) throws(BlockError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Int(count))
         try bytes.withMutableBytes { (buffer: UnsafeMutableRawBufferPointer) throws(BlockError) in
@@ -103,19 +130,14 @@ extension Qcow2Metadata {
         return bytes
     }
 
-    /// Whether a guest cluster reads as zeroes without looking at data.
-    mutating func clusterReadsAsZeroes(_ guestCluster: UInt64) throws(BlockError) -> Bool {
-        source.readsAsZeroes(try clusterState(guestCluster), guestCluster: guestCluster)
-    }
-
     /// Makes whole clusters read as zeroes: the zero flag (v3), or deallocation (v2 without
     /// a backing file). With `unmap` host clusters are freed, else kept (preallocated).
-    /// Returns false when the image cannot do it (v2 with a backing file).
+    /// Returns false when the image cannot do it (v2 with a backing file). As in QEMU, L2
+    /// tables are allocated for the range even where nothing changes.
     mutating func zeroClusters(from first: UInt64, count: UInt64, unmap: Bool) throws(BlockError) -> Bool {
         let hasZeroFlag = geometry.supportsZeroFlag
         if !hasZeroFlag && source.backing != nil { return false }
         for cluster in first..<first + count {
-            if source.backing == nil, try l2Location(guestCluster: cluster) == nil { continue }
             let location = try writableL2Location(guestCluster: cluster)
             let old = try geometry.state(of: l2Cache.uint64(slot: location.slot, index: location.index), guestCluster: cluster)
             let new: UInt64
@@ -141,19 +163,14 @@ extension Qcow2Metadata {
     }
 
     /// Discards whole clusters: they read as zeroes afterwards on v3 images (unallocated on
-    /// v2), and their host clusters are freed.
+    /// v2), and their host clusters are freed. As in QEMU, L2 tables are allocated for the
+    /// range even where nothing changes. The caller leaves v2 images with a backing file
+    /// alone: discarding would expose the backing file's data.
     mutating func discardClusters(from first: UInt64, count: UInt64) throws(BlockError) {
         let hasZeroFlag = geometry.supportsZeroFlag
         for cluster in first..<first + count {
-            guard try l2Location(guestCluster: cluster) != nil else {
-                // No table: unallocated. With a backing file, v3 still has to hide it.
-                if hasZeroFlag && source.backing != nil {
-                    let location = try writableL2Location(guestCluster: cluster)
-                    setL2Entry(location, Qcow2Geometry.zeroFlag)
-                }
-                continue
-            }
-            let old = try clusterState(cluster)
+            let location = try writableL2Location(guestCluster: cluster)
+            let old = try geometry.state(of: l2Cache.uint64(slot: location.slot, index: location.index), guestCluster: cluster)
             let new: UInt64
             switch old {
             case .zeroPlain:
@@ -164,7 +181,6 @@ extension Qcow2Metadata {
             default:
                 new = hasZeroFlag ? Qcow2Geometry.zeroFlag : 0
             }
-            let location = try writableL2Location(guestCluster: cluster)
             setL2Entry(location, new)
             try release(old, reason: .request)
         }
