@@ -282,6 +282,123 @@ import Testing
     }
 }
 
+extension Qcow2WriteTests {
+    struct Twin: CustomTestStringConvertible, Sendable {
+        var format: String
+        var withBacking: Bool
+        var testDescription: String { "\(format)\(withBacking ? " over a backing file" : "")" }
+    }
+
+    /// One request, as qemu-io spells it and as this driver takes it.
+    struct Request: Sendable {
+        var qemuIO: String
+        var apply: @Sendable (BlockNode) throws -> Void
+    }
+
+    static let requests: [Request] = [
+        // First on a fresh image: QEMU allocates the L2 table even for zeroes.
+        Request(qemuIO: "write -z 0 64k") { try $0.writeZeroes(at: 0, length: 65536) },
+        Request(qemuIO: "write -P 1 70000 1000") { try $0.write(at: 70000, [UInt8](repeating: 1, count: 1000)) },
+        Request(qemuIO: "write -P 2 258048 8192") { try $0.write(at: 258_048, [UInt8](repeating: 2, count: 8192)) },
+        Request(qemuIO: "write -z -u 393216 64k") { try $0.writeZeroes(at: 393_216, length: 65536, flags: .mayUnmap) },
+        Request(qemuIO: "write -z 460000 1000") { try $0.writeZeroes(at: 460_000, length: 1000) },
+        Request(qemuIO: "discard 524288 64k") { try $0.discard(at: 524_288, length: 65536) },
+        Request(qemuIO: "write -P 3 589824 64k") { try $0.write(at: 589_824, [UInt8](repeating: 3, count: 65536)) },
+        Request(qemuIO: "discard 589824 64k") { try $0.discard(at: 589_824, length: 65536) },
+        Request(qemuIO: "write -P 4 1M 4k") { try $0.write(at: 1 << 20, [UInt8](repeating: 4, count: 4096)) },
+        Request(qemuIO: "write -z 1049000 500") { try $0.writeZeroes(at: 1_049_000, length: 500) },
+        Request(qemuIO: "write -z 2097000 1000") { try $0.writeZeroes(at: 2_097_000, length: 1000) },
+        Request(qemuIO: "write -P 5 4190000 4304") { try $0.write(at: 4_190_000, [UInt8](repeating: 5, count: 4304)) },
+    ]
+
+    /// The same requests through this driver and through qemu-io on a twin image: the same
+    /// L2 entries and host offsets (`qemu-img map`), the same file size and the same holes
+    /// in the file (QEMU zeroes a fresh cluster before writing into it, allocates L2 tables
+    /// for zeroes and discards, turns partial zeroes into zero clusters where it can,
+    /// ignores discards on v2 images with a backing file).
+    @Test(arguments: [
+        Twin(format: "compat=1.1", withBacking: false), Twin(format: "compat=0.10", withBacking: false),
+        Twin(format: "compat=1.1", withBacking: true), Twin(format: "compat=0.10", withBacking: true),
+    ])
+    func requestsLayOutTheFileAsQemuDoes(twin: Twin) throws {
+        var backing: String?
+        if twin.withBacking {
+            let base = try fixture.create("base.qcow2")
+            try fixture.qemuIO(base, "write -P 0x5a 0 1M", "write -P 0x5b 2M 64k")
+            backing = "base.qcow2"
+        }
+        let ours = try fixture.create("ours.qcow2", options: twin.format, backing: backing)
+        let theirs = try fixture.create("theirs.qcow2", options: twin.format, backing: backing)
+        var commands = ["qemu-io", "-f", "qcow2"]
+        for request in Self.requests { commands += ["-c", request.qemuIO] }
+        let qemuIO = try run(commands + [theirs])
+        try #require(qemuIO.status == 0, "\(qemuIO.output)")
+        let node = try fixture.open(ours, discard: .unmap)
+        for request in Self.requests { try request.apply(node) }
+        node.closeChain()
+
+        let map = { (image: String) throws -> String in
+            try fixture.tool("qemu-img", "map", "--output=json", image).replacingOccurrences(of: image, with: "IMAGE")
+        }
+        #expect(try map(ours) == map(theirs))
+        #expect(fileSize(ours) == fileSize(theirs))
+        #expect(hostLayout(ours) == hostLayout(theirs))
+        #expect(try fixture.qemuContents(ours) == fixture.qemuContents(theirs))
+        try fixture.expectClean(ours)
+    }
+
+    /// A partial write into a fresh cluster zeroes the whole cluster first, in one request
+    /// to the file: the file node's threshold sees the end of the cluster (QEMU's order).
+    @Test func theFileThresholdSeesTheWholeFreshCluster() throws {
+        let image = try fixture.create("a.qcow2")
+        let fileEvents = EventRecorder()
+        let node = try fixture.open(image, fileSink: fileEvents)
+        defer { node.closeChain() }
+        let file = node.driver.children[0].node
+        try node.write(at: 0, [UInt8](repeating: 1, count: 65536))  // L2 table 0x40000, data 0x50000
+        file.setWriteThreshold(0x60000 + 1)
+        try node.write(at: 65536 + 100, [UInt8](repeating: 2, count: 1000))  // data cluster 0x60000
+        file.setWriteThreshold(0x70000 + 0x8000)
+        try node.write(at: 2 * 65536 + 0xF000, [UInt8](repeating: 3, count: 0x2000))  // straddles 0x70000 and 0x80000
+        let expected: [BlockEvent] = [
+            .writeThresholdExceeded(nodeName: file.name, amountExceeded: 0x70000 - 0x60001, threshold: 0x60001),
+            .writeThresholdExceeded(nodeName: file.name, amountExceeded: 0x90000 - 0x78000, threshold: 0x78000),
+        ]
+        #expect(fileEvents.recorded == expected)
+    }
+
+    /// Without the zero flag, a discarded cluster would show the backing file's data: a
+    /// v2 image with a backing file ignores discards, as QEMU does.
+    @Test func discardsOnAV2ImageWithABackingFileChangeNothing() throws {
+        let base = try fixture.create("base.qcow2")
+        try fixture.qemuIO(base, "write -P 0x5a 0 1M")
+        let image = try fixture.create("a.qcow2", options: "compat=0.10", backing: "base.qcow2")
+        let node = try fixture.open(image, discard: .unmap)
+        defer { node.closeChain() }
+        try node.write(at: 0, [UInt8](repeating: 7, count: 131_072))
+        try node.discard(at: 0, length: 1 << 20)
+        #expect(try node.read(at: 0, count: 131_072) == [UInt8](repeating: 7, count: 131_072))
+    }
+}
+
+/// A file's data ranges (SEEK_DATA/SEEK_HOLE), as [start, end] pairs.
+func hostLayout(_ path: String) -> [[Int]] {
+    let descriptor = open(path, O_RDONLY)
+    precondition(descriptor >= 0)
+    defer { close(descriptor) }
+    let size = fileSize(path)
+    var layout: [[Int]] = []
+    var position = 0
+    while position < size {
+        let data = Int(lseek(descriptor, off_t(position), 3 /* SEEK_DATA */))
+        if data < 0 || data >= size { break }
+        let hole = Int(lseek(descriptor, off_t(data), 4 /* SEEK_HOLE */))
+        layout.append([data, hole])
+        position = hole
+    }
+    return layout
+}
+
 /// Overwrites bytes of a file behind everyone's back.
 func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) {
     let handle = FileHandle(forUpdatingAtPath: path)!
