@@ -10,6 +10,7 @@ struct Qcow2DataSource: Sendable {
     let file: BlockNode
     let backing: BlockNode?
     let geometry: Qcow2Geometry
+    let fileDataExtent = Qcow2FileDataExtent()
 
     /// Reads host bytes; the part past the end of the file reads as zeroes.
     func readHost(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {

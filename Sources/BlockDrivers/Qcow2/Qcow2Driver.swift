@@ -383,17 +383,22 @@ public final class Qcow2Driver: BlockDriver {
 
     /// What the file says about the host range of data clusters (QEMU's recursive block
     /// status, used for metadata-preallocated images): zeroes where it has a hole, or where
-    /// the range lies past its end. Limits the range to the file's first extent; errors
+    /// the range lies past its end. Limits the range to the file's extent there; errors
     /// only mean no extra information.
     private func hostStatus(at hostOffset: UInt64, length: UInt64) -> (length: UInt64, isZero: Bool) {
         let fileSize = file.size
         guard hostOffset < fileSize else { return (length, true) }
-        guard let first = (try? file.blockStatus(at: hostOffset, length: min(length, fileSize - hostOffset)))?.first,
-              first.length > 0
-        else { return (length, false) }
+        if let end = source.fileDataExtent.end(containing: hostOffset) { return (min(length, end - hostOffset), false) }
+        // The whole extent, up to the next hole or data, is worth remembering.
+        guard let extent = (try? file.blockStatus(at: hostOffset, length: fileSize - hostOffset))?.first, extent.length > 0 else {
+            return (length, false)
+        }
+        if !extent.isZero {
+            source.fileDataExtent.remember(hostOffset..<hostOffset + extent.length)
+            return (min(length, extent.length), false)
+        }
         // A hole up to the end of the file: the rest of the range reads as zeroes too.
-        if first.isZero && hostOffset + first.length >= fileSize { return (length, true) }
-        return (min(first.length, length), first.isZero)
+        return (hostOffset + extent.length >= fileSize ? length : min(length, extent.length), true)
     }
 
     public func truncate(to size: UInt64) throws(BlockError) {

@@ -103,6 +103,7 @@ extension Qcow2Metadata {
     /// Zeroes freshly allocated host clusters with one fast write-zeroes request; false
     /// when the file cannot do that quickly.
     private func zeroAllocation(at host: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        source.fileDataExtent.forget()
         do {
             try file.writeZeroes(at: host, length: length, flags: .fastZero)
             return true

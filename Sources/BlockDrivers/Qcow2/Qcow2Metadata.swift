@@ -328,6 +328,7 @@ struct Qcow2Metadata {
     mutating func processDiscards() {
         let discards = pendingDiscards
         pendingDiscards.removeAll()
+        if !discards.isEmpty { source.fileDataExtent.forget() }
         for discard in discards {
             // A hint: failures do not fail the request.
             try? file.discard(at: discard.offset, length: discard.length)
