@@ -356,9 +356,9 @@ public final class Qcow2Driver: BlockDriver {
             var runLength = min(end - position, run.clusters * geometry.clusterSize - inCluster)
             switch run.state {
             case .normal(let host, _) where preallocated:
-                let host = hostStatus(at: host + inCluster, length: runLength)
-                runLength = host.length
-                append(runLength, hole: false, zero: host.isZero)
+                let inFile = hostStatus(at: host + inCluster, length: runLength)
+                runLength = inFile.length
+                append(runLength, hole: false, zero: inFile.isZero)
             case .normal, .compressed:
                 append(runLength, hole: false, zero: false)
             case .zeroPlain, .zeroAllocated:
