@@ -104,26 +104,60 @@ import Testing
         try fixture.qemuIO(image, "write -P 0x11 0 64k", "write -z 1M 128k", "write -P 0x55 2M 64k", "write -P 0x33 3M 512")
         let node = try fixture.open(image, readOnly: true)
         defer { node.closeChain() }
+        #expect(try allExtents(node) == qemuMap(image))
+    }
+
+    /// Images can look metadata-preallocated to QEMU (clearly more clusters in use than the
+    /// file has allocated, here thanks to compressed clusters): block status then asks the file about data clusters, and
+    /// their holes (QEMU zeroes a fresh cluster before writing part of it) are zeroes, as
+    /// `qemu-img map` shows. Reading the image first changes nothing: holes are not read.
+    @Test(arguments: ["cluster_size=65536", "cluster_size=2097152", "cluster_size=65536,compat=0.10"])
+    func holesInDataClustersOfPreallocatedLookingImagesReadAsZeroes(format: String) throws {
+        let image = try fixture.create("a.qcow2", size: "8M", options: format)
+        // Compressed clusters use little of the file; the partial writes leave holes.
+        try fixture.qemuIO(image, "write -c -P 1 0 2M", "write -P 2 4M 512", "write -P 3 6M 5000")
+        let expected = try qemuMap(image)
+        #expect(expected.contains { !$0.isHole && $0.isZero }, "\(expected)")
+        let node = try fixture.open(image, readOnly: true)
+        defer { node.closeChain() }
+        #expect(try node.readAll() == fixture.qemuContents(image))
+        #expect(try allExtents(node) == expected)
+    }
+
+    /// Images whose clusters are mostly allocated in the file do not: data clusters are data.
+    @Test func dataClustersOfMostlyAllocatedImagesAreData() throws {
+        let image = try fixture.create("a.qcow2", size: "64M")
+        try fixture.qemuIO(image, "write -P 1 0 8M", "write -P 2 40M 512")
+        let expected = try qemuMap(image)
+        #expect(!expected.contains { !$0.isHole && $0.isZero }, "\(expected)")
+        let node = try fixture.open(image, readOnly: true)
+        defer { node.closeChain() }
+        #expect(try allExtents(node) == expected)
+    }
+
+    /// Block status over the whole node, equal neighbours merged.
+    func allExtents(_ node: BlockNode) throws -> [BlockExtent] {
         var extents: [BlockExtent] = []
         var offset: UInt64 = 0
         while offset < node.size {
             let part = try node.blockStatus(at: offset, length: node.size - offset)
-            #expect(!part.isEmpty)
+            try #require(!part.isEmpty)
             extents += part
             offset += part.reduce(0) { $0 + $1.length }
         }
-        // qemu-img map's JSON: data / zero per range.
+        return merged(extents)
+    }
+
+    /// `qemu-img map` of an image (data / zero per range), equal neighbours merged.
+    func qemuMap(_ image: String) throws -> [BlockExtent] {
         let map = try fixture.tool("qemu-img", "map", "--output=json", image)
         let entries = try #require(try JSONSerialization.jsonObject(with: Data(map.utf8)) as? [[String: Any]])
-        var expected: [BlockExtent] = []
-        for entry in entries {
-            let extent = BlockExtent(length: UInt64(entry["length"] as! Int), isHole: !(entry["data"] as! Bool), isZero: entry["zero"] as! Bool)
-            if let last = expected.last, last.isHole == extent.isHole, last.isZero == extent.isZero {
-                expected[expected.count - 1].length += extent.length
-            } else {
-                expected.append(extent)
-            }
-        }
+        return merged(entries.map {
+            BlockExtent(length: UInt64($0["length"] as! Int), isHole: !($0["data"] as! Bool), isZero: $0["zero"] as! Bool)
+        })
+    }
+
+    func merged(_ extents: [BlockExtent]) -> [BlockExtent] {
         var merged: [BlockExtent] = []
         for extent in extents {
             if let last = merged.last, last.isHole == extent.isHole, last.isZero == extent.isZero {
@@ -132,7 +166,7 @@ import Testing
                 merged.append(extent)
             }
         }
-        #expect(merged == expected)
+        return merged
     }
 
     @Test func reportsTheImage() throws {

@@ -62,11 +62,12 @@ import Testing
                 shadow.overwrite(at: offset, with: [UInt8](repeating: 0, count: length))
             default:
                 try node.discard(at: UInt64(offset), length: UInt64(length))
-                // Whole clusters read as zeroes (v3) or fall through to the backing file (v2).
+                // Whole clusters read as zeroes; v2 images with a backing file stay as they
+                // are (no zero flag to hide the backing file's data).
                 let first = (offset + clusterSize - 1) / clusterSize * clusterSize
                 let end = offset + length == size ? size : (offset + length) / clusterSize * clusterSize
-                if end > first {
-                    shadow.overwrite(at: first, with: isV2 ? Array(backingContents[first..<end]) : [UInt8](repeating: 0, count: end - first))
+                if end > first && !(isV2 && scenario.withBacking) {
+                    shadow.overwrite(at: first, with: [UInt8](repeating: 0, count: end - first))
                 }
             }
             if step % 50 == 49 { try node.flush() }
@@ -279,6 +280,147 @@ import Testing
         #expect(try Array(fixture.qemuContents(image)[0..<262_144]) == expected)
         try fixture.expectClean(image)
     }
+}
+
+extension Qcow2WriteTests {
+    struct Twin: CustomTestStringConvertible, Sendable {
+        var format: String
+        var withBacking: Bool
+        var testDescription: String { "\(format)\(withBacking ? " over a backing file" : "")" }
+    }
+
+    /// One request, as qemu-io spells it and as this driver takes it.
+    struct Request: Sendable {
+        var qemuIO: String
+        var apply: @Sendable (BlockNode) throws -> Void
+    }
+
+    static let requests: [Request] = [
+        // First on a fresh image: QEMU allocates the L2 table even for zeroes.
+        Request(qemuIO: "write -z 0 64k") { try $0.writeZeroes(at: 0, length: 65536) },
+        Request(qemuIO: "write -P 1 70000 1000") { try $0.write(at: 70000, [UInt8](repeating: 1, count: 1000)) },
+        Request(qemuIO: "write -P 2 258048 8192") { try $0.write(at: 258_048, [UInt8](repeating: 2, count: 8192)) },
+        Request(qemuIO: "write -z -u 393216 64k") { try $0.writeZeroes(at: 393_216, length: 65536, flags: .mayUnmap) },
+        Request(qemuIO: "write -z 460000 1000") { try $0.writeZeroes(at: 460_000, length: 1000) },
+        Request(qemuIO: "discard 524288 64k") { try $0.discard(at: 524_288, length: 65536) },
+        Request(qemuIO: "write -P 3 589824 64k") { try $0.write(at: 589_824, [UInt8](repeating: 3, count: 65536)) },
+        Request(qemuIO: "discard 589824 64k") { try $0.discard(at: 589_824, length: 65536) },
+        Request(qemuIO: "write -P 4 1M 4k") { try $0.write(at: 1 << 20, [UInt8](repeating: 4, count: 4096)) },
+        Request(qemuIO: "write -z 1049000 500") { try $0.writeZeroes(at: 1_049_000, length: 500) },
+        Request(qemuIO: "write -z 2097000 1000") { try $0.writeZeroes(at: 2_097_000, length: 1000) },
+        Request(qemuIO: "write -P 5 4190000 4304") { try $0.write(at: 4_190_000, [UInt8](repeating: 5, count: 4304)) },
+    ]
+
+    /// The same requests through this driver and through qemu-io on a twin image: the same
+    /// L2 entries and host offsets (`qemu-img map`), the same file size and the same holes
+    /// in the file (QEMU zeroes a fresh cluster before writing into it, allocates L2 tables
+    /// for zeroes and discards, turns partial zeroes into zero clusters where it can,
+    /// ignores discards on v2 images with a backing file).
+    @Test(arguments: [
+        Twin(format: "compat=1.1", withBacking: false), Twin(format: "compat=0.10", withBacking: false),
+        Twin(format: "compat=1.1", withBacking: true), Twin(format: "compat=0.10", withBacking: true),
+    ])
+    func requestsLayOutTheFileAsQemuDoes(twin: Twin) throws {
+        var backing: String?
+        if twin.withBacking {
+            let base = try fixture.create("base.qcow2")
+            try fixture.qemuIO(base, "write -P 0x5a 0 1M", "write -P 0x5b 2M 64k")
+            backing = "base.qcow2"
+        }
+        try expectLaidOutAsByQemuIO(Self.requests, options: twin.format, backing: backing)
+    }
+
+    /// Zeroes reaching the end of a disk whose size is not a multiple of the cluster size
+    /// treat its last cluster as whole (QEMU's rule).
+    @Test(arguments: ["compat=1.1", "compat=0.10"])
+    func zeroesAtTheEndOfAnUnalignedDisk(format: String) throws {
+        try expectLaidOutAsByQemuIO([
+            Request(qemuIO: "write -P 6 4128768 65024") { try $0.write(at: 4_128_768, [UInt8](repeating: 6, count: 65024)) },
+            Request(qemuIO: "write -P 7 4063232 65536") { try $0.write(at: 4_063_232, [UInt8](repeating: 7, count: 65536)) },
+            Request(qemuIO: "write -z 4190000 3792") { try $0.writeZeroes(at: 4_190_000, length: 3792) },
+            Request(qemuIO: "write -z 4063232 65536") { try $0.writeZeroes(at: 4_063_232, length: 65536) },
+            Request(qemuIO: "write -z 4128768 65024") { try $0.writeZeroes(at: 4_128_768, length: 65024) },
+            Request(qemuIO: "write -z 0 3000") { try $0.writeZeroes(at: 0, length: 3000) },
+        ], options: format, size: "4193792")
+    }
+
+    /// Applies `requests` through this driver to one image and through qemu-io to a twin,
+    /// then expects the same `qemu-img map` (L2 entries and host offsets), file size, holes
+    /// in the file and guest content.
+    func expectLaidOutAsByQemuIO(
+        _ requests: [Request], options: String, size: String = "4M", backing: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let ours = try fixture.create("ours.qcow2", size: size, options: options, backing: backing)
+        let theirs = try fixture.create("theirs.qcow2", size: size, options: options, backing: backing)
+        var commands = ["qemu-io", "-f", "qcow2"]
+        for request in requests { commands += ["-c", request.qemuIO] }
+        let qemuIO = try run(commands + [theirs])
+        try #require(qemuIO.status == 0 && !qemuIO.output.contains("error") && !qemuIO.output.contains("failed"), "\(qemuIO.output)")
+        let node = try fixture.open(ours, discard: .unmap)
+        for request in requests { try request.apply(node) }
+        node.closeChain()
+
+        let map = { (image: String) throws -> String in
+            try fixture.tool("qemu-img", "map", "--output=json", image).replacingOccurrences(of: image, with: "IMAGE")
+        }
+        #expect(try map(ours) == map(theirs), sourceLocation: sourceLocation)
+        #expect(fileSize(ours) == fileSize(theirs), sourceLocation: sourceLocation)
+        #expect(hostLayout(ours) == hostLayout(theirs), sourceLocation: sourceLocation)
+        #expect(try fixture.qemuContents(ours) == fixture.qemuContents(theirs), sourceLocation: sourceLocation)
+        try fixture.expectClean(ours, sourceLocation: sourceLocation)
+    }
+
+    /// A partial write into a fresh cluster zeroes the whole cluster first, in one request
+    /// to the file: the file node's threshold sees the end of the cluster (QEMU's order).
+    @Test func theFileThresholdSeesTheWholeFreshCluster() throws {
+        let image = try fixture.create("a.qcow2")
+        let fileEvents = EventRecorder()
+        let node = try fixture.open(image, fileSink: fileEvents)
+        defer { node.closeChain() }
+        let file = node.driver.children[0].node
+        try node.write(at: 0, [UInt8](repeating: 1, count: 65536))  // L2 table 0x40000, data 0x50000
+        file.setWriteThreshold(0x60000 + 1)
+        try node.write(at: 65536 + 100, [UInt8](repeating: 2, count: 1000))  // data cluster 0x60000
+        file.setWriteThreshold(0x70000 + 0x8000)
+        try node.write(at: 2 * 65536 + 0xF000, [UInt8](repeating: 3, count: 0x2000))  // straddles 0x70000 and 0x80000
+        let expected: [BlockEvent] = [
+            .writeThresholdExceeded(nodeName: file.name, amountExceeded: 0x70000 - 0x60001, threshold: 0x60001),
+            .writeThresholdExceeded(nodeName: file.name, amountExceeded: 0x90000 - 0x78000, threshold: 0x78000),
+        ]
+        #expect(fileEvents.recorded == expected)
+    }
+
+    /// Without the zero flag, a discarded cluster would show the backing file's data: a
+    /// v2 image with a backing file ignores discards, as QEMU does.
+    @Test func discardsOnAV2ImageWithABackingFileChangeNothing() throws {
+        let base = try fixture.create("base.qcow2")
+        try fixture.qemuIO(base, "write -P 0x5a 0 1M")
+        let image = try fixture.create("a.qcow2", options: "compat=0.10", backing: "base.qcow2")
+        let node = try fixture.open(image, discard: .unmap)
+        defer { node.closeChain() }
+        try node.write(at: 0, [UInt8](repeating: 7, count: 131_072))
+        try node.discard(at: 0, length: 1 << 20)
+        #expect(try node.read(at: 0, count: 131_072) == [UInt8](repeating: 7, count: 131_072))
+    }
+}
+
+/// A file's data ranges (SEEK_DATA/SEEK_HOLE), as [start, end] pairs.
+func hostLayout(_ path: String) -> [[Int]] {
+    let descriptor = open(path, O_RDONLY)
+    precondition(descriptor >= 0)
+    defer { close(descriptor) }
+    let size = fileSize(path)
+    var layout: [[Int]] = []
+    var position = 0
+    while position < size {
+        let data = Int(lseek(descriptor, off_t(position), 3 /* SEEK_DATA */))
+        if data < 0 || data >= size { break }
+        let hole = Int(lseek(descriptor, off_t(data), 4 /* SEEK_HOLE */))
+        layout.append([data, hole])
+        position = hole
+    }
+    return layout
 }
 
 /// Overwrites bytes of a file behind everyone's back.

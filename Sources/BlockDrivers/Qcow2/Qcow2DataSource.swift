@@ -10,6 +10,7 @@ struct Qcow2DataSource: Sendable {
     let file: BlockNode
     let backing: BlockNode?
     let geometry: Qcow2Geometry
+    let fileDataExtent = Qcow2FileDataExtent()
 
     /// Reads host bytes; the part past the end of the file reads as zeroes.
     func readHost(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
@@ -74,13 +75,32 @@ struct Qcow2DataSource: Sendable {
         }
     }
 
-    /// Whether a cluster in this state certainly reads as zeroes without looking at data.
-    func readsAsZeroes(_ state: Qcow2ClusterState, guestCluster: UInt64) -> Bool {
-        switch state {
-        case .zeroPlain, .zeroAllocated: true
-        case .unallocated: backing.map { guestCluster << UInt64(geometry.clusterBits) >= $0.size } ?? true
-        default: false
+    /// Whether the backing chain is known to read as zeroes over a guest range without
+    /// reading data, in one extent (QEMU's quick zero test: zero clusters, unallocated
+    /// ones, the part past a backing file's end).
+    func backingIsKnownZero(at guestOffset: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        guard let backing, guestOffset < backing.size else { return true }
+        // Straddling the backing file's end: two kinds of zeroes, not one extent.
+        guard guestOffset + length <= backing.size else { return false }
+        guard let first = try backing.blockStatus(at: guestOffset, length: length).first else { return false }
+        return first.length >= length && first.isHole && first.isZero
+    }
+
+    /// Whether the backing chain reads as zeroes over a guest range, as block status tells
+    /// (QEMU's zero test for partial write-zeroes).
+    func backingReadsAsZeroes(at guestOffset: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        guard let backing, guestOffset < backing.size else { return true }
+        let end = min(guestOffset + length, backing.size)
+        var position = guestOffset
+        while position < end {
+            let extents = try backing.blockStatus(at: position, length: end - position)
+            guard !extents.isEmpty else { return false }
+            for extent in extents {
+                guard extent.isZero else { return false }
+                position += extent.length
+            }
         }
+        return true
     }
 
     private static func readClamped(_ node: BlockNode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {

@@ -187,20 +187,24 @@ public final class Qcow2Driver: BlockDriver {
             let position = offset + UInt64(done)
             let inCluster = geometry.offsetInCluster(position)
             let remaining = UInt64(buffer.count - done)
-            let (state, clusters, epoch) = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> (Qcow2ClusterState, UInt64, Int?) in
+            let (state, clusters, epoch, preallocated) = try metadata.withLock {
+                (state: inout Qcow2Metadata) throws(BlockError) -> (Qcow2ClusterState, UInt64, Int?, Bool) in
+                let preallocated = state.isMetadataPreallocated()
                 let run = try state.run(at: geometry.clusterIndex(position), maximum: geometry.clusterCount(bytes: inCluster + remaining))
                 switch run.state {
                 case .normal, .compressed:
                     inFlight.begin(state.epoch)
-                    return (run.state, run.clusters, state.epoch)
+                    return (run.state, run.clusters, state.epoch, preallocated)
                 default:
-                    return (run.state, run.clusters, nil)
+                    return (run.state, run.clusters, nil, preallocated)
                 }
             }
             defer { if let epoch { inFlight.end(epoch) } }
             let length = min(remaining, clusters * geometry.clusterSize - inCluster)
             let part = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + Int(length)])
             switch state {
+            case .normal(let host, _) where preallocated:
+                try readSkippingHoles(at: host + inCluster, into: part)
             case .normal(let host, _):
                 try source.readHost(at: host + inCluster, into: part)
             case .zeroPlain, .zeroAllocated:
@@ -211,6 +215,25 @@ public final class Qcow2Driver: BlockDriver {
                 try source.readCompressed(offset: offset, sectors: sectors, from: inCluster, into: part)
             }
             done += Int(length)
+        }
+    }
+
+    /// Reads data clusters of a metadata-preallocated image where the file has data, and
+    /// fills the holes with zeroes, as block status reports them. QEMU's NBD server reads
+    /// such ranges the same way (it skips what block status calls zero), which also keeps
+    /// the file's never-written (unwritten) ranges out of the page cache, where the file
+    /// system would report them as data from then on.
+    private func readSkippingHoles(at hostOffset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
+        var done = 0
+        while done < buffer.count {
+            let status = hostStatus(at: hostOffset + UInt64(done), length: UInt64(buffer.count - done))
+            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + Int(status.length)])
+            if status.isZero {
+                part.initializeMemory(as: UInt8.self, repeating: 0)
+            } else {
+                try source.readHost(at: hostOffset + UInt64(done), into: part)
+            }
+            done += part.count
         }
     }
 
@@ -234,39 +257,55 @@ public final class Qcow2Driver: BlockDriver {
         if flags.contains(.fua) { try flush() }
     }
 
+    /// QEMU's split: the partial cluster at the start, whole clusters, the partial cluster
+    /// at the end; a range that reaches the end of the disk ends with a whole cluster.
     public func writeZeroes(at offset: UInt64, length: UInt64, flags: WriteFlags) throws(BlockError) {
         let end = offset + length
         let clusterSize = geometry.clusterSize
         let firstWhole = (offset + clusterSize - 1) / clusterSize
-        let endWhole = end / clusterSize
-        if firstWhole >= endWhole {
-            try zeroPartialCluster(at: offset, length: length, flags: flags)
-        } else {
-            try zeroPartialCluster(at: offset, length: firstWhole * clusterSize - offset, flags: flags)
+        let endWhole = end >= geometry.virtualSize ? geometry.clusterCount(bytes: geometry.virtualSize) : end / clusterSize
+        let headEnd = min(end, firstWhole * clusterSize)
+        if headEnd > offset { try zeroPartialCluster(at: offset, length: headEnd - offset, flags: flags) }
+        if endWhole > firstWhole {
             let done = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
                 try state.prepareAllocation()
                 return try state.zeroClusters(from: firstWhole, count: endWhole - firstWhole, unmap: flags.contains(.mayUnmap))
             }
             if !done {
                 if flags.contains(.fastZero) { throw .notSupported("fast zeroing not supported by this image") }
-                try writeZeroBuffers(at: firstWhole * clusterSize, length: (endWhole - firstWhole) * clusterSize)
+                let start = firstWhole * clusterSize
+                try writeZeroBuffers(at: start, length: min(endWhole * clusterSize, geometry.virtualSize) - start)
             }
-            try zeroPartialCluster(at: endWhole * clusterSize, length: end - endWhole * clusterSize, flags: flags)
         }
+        let tailStart = max(endWhole * clusterSize, headEnd)
+        if end > tailStart { try zeroPartialCluster(at: tailStart, length: end - tailStart, flags: flags) }
         if flags.contains(.fua) { try flush() }
     }
 
-    /// Zeroes part of clusters: nothing to do where they already read as zeroes, else
-    /// zeroes written as data (QEMU falls back the same way).
+    /// Zeroes part of one cluster as QEMU does: when the cluster has no data (unallocated or
+    /// zero) and the rest of it reads as zeroes, the whole cluster becomes a zero cluster;
+    /// otherwise zeroes are written as data.
     private func zeroPartialCluster(at offset: UInt64, length: UInt64, flags: WriteFlags) throws(BlockError) {
-        guard length > 0 else { return }
-        let first = geometry.clusterIndex(offset)
-        let last = geometry.clusterIndex(offset + length - 1)
-        let alreadyZero = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
-            for cluster in first...last where !(try state.clusterReadsAsZeroes(cluster)) { return false }
-            return true
+        let cluster = geometry.clusterIndex(offset)
+        let clusterStart = cluster * geometry.clusterSize
+        let clusterEnd = min(clusterStart + geometry.clusterSize, geometry.virtualSize)
+        let zeroed = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
+            // QEMU's test of the rest of the cluster is a block-status query.
+            _ = state.isMetadataPreallocated()
+            switch try state.clusterState(cluster) {
+            case .zeroPlain, .zeroAllocated:
+                break
+            case .unallocated:
+                guard try source.backingReadsAsZeroes(at: clusterStart, length: offset - clusterStart),
+                      try source.backingReadsAsZeroes(at: offset + length, length: clusterEnd - offset - length)
+                else { return false }
+            case .normal, .compressed:
+                return false
+            }
+            try state.prepareAllocation()
+            return try state.zeroClusters(from: cluster, count: 1, unmap: flags.contains(.mayUnmap))
         }
-        if alreadyZero { return }
+        if zeroed { return }
         if flags.contains(.fastZero) { throw .notSupported("fast zeroing of partial clusters not supported") }
         try writeZeroBuffers(at: offset, length: length)
     }
@@ -278,7 +317,10 @@ public final class Qcow2Driver: BlockDriver {
     }
 
     /// Frees whole clusters in the range (partial clusters are left alone: discard is a hint).
+    /// A v2 image with a backing file is left alone entirely: without the zero flag, a
+    /// discarded cluster would show the backing file's data (QEMU does nothing either).
     public func discard(at offset: UInt64, length: UInt64) throws(BlockError) {
+        if !geometry.supportsZeroFlag && backing != nil { return }
         let clusterSize = geometry.clusterSize
         let first = (offset + clusterSize - 1) / clusterSize
         // The last cluster counts as whole when the range reaches the end of the disk.
@@ -307,11 +349,16 @@ public final class Qcow2Driver: BlockDriver {
         }
         while position < end && extents.count < 1024 {
             let inCluster = geometry.offsetInCluster(position)
-            let run = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) in
-                try state.run(at: geometry.clusterIndex(position), maximum: geometry.clusterCount(bytes: inCluster + end - position))
+            let (run, preallocated) = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) in
+                let preallocated = state.isMetadataPreallocated()
+                return (try state.run(at: geometry.clusterIndex(position), maximum: geometry.clusterCount(bytes: inCluster + end - position)), preallocated)
             }
             var runLength = min(end - position, run.clusters * geometry.clusterSize - inCluster)
             switch run.state {
+            case .normal(let host, _) where preallocated:
+                let inFile = hostStatus(at: host + inCluster, length: runLength)
+                runLength = inFile.length
+                append(runLength, hole: false, zero: inFile.isZero)
             case .normal, .compressed:
                 append(runLength, hole: false, zero: false)
             case .zeroPlain, .zeroAllocated:
@@ -332,6 +379,26 @@ public final class Qcow2Driver: BlockDriver {
             position += runLength
         }
         return extents
+    }
+
+    /// What the file says about the host range of data clusters (QEMU's recursive block
+    /// status, used for metadata-preallocated images): zeroes where it has a hole, or where
+    /// the range lies past its end. Limits the range to the file's extent there; errors
+    /// only mean no extra information.
+    private func hostStatus(at hostOffset: UInt64, length: UInt64) -> (length: UInt64, isZero: Bool) {
+        let fileSize = file.size
+        guard hostOffset < fileSize else { return (length, true) }
+        if let end = source.fileDataExtent.end(containing: hostOffset) { return (min(length, end - hostOffset), false) }
+        // The whole extent, up to the next hole or data, is worth remembering.
+        guard let extent = (try? file.blockStatus(at: hostOffset, length: fileSize - hostOffset))?.first, extent.length > 0 else {
+            return (length, false)
+        }
+        if !extent.isZero {
+            source.fileDataExtent.remember(hostOffset..<hostOffset + extent.length)
+            return (min(length, extent.length), false)
+        }
+        // A hole up to the end of the file: the rest of the range reads as zeroes too.
+        return (hostOffset + extent.length >= fileSize ? length : min(length, extent.length), true)
     }
 
     public func truncate(to size: UInt64) throws(BlockError) {

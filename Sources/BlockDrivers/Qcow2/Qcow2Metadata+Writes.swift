@@ -59,7 +59,8 @@ extension Qcow2Metadata {
         if let reused { host = reused } else { host = try allocateClusters(count) }
         do {
             try writeAllocatedData(
-                at: host, old: old, firstGuestCluster: first, payload: UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)]),
+                at: host, old: old, firstGuestCluster: first, runStart: runStart, dataEnd: dataEnd,
+                payload: UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)]),
                 headLength: headLength, tailLength: tailLength, fileEnd: fileEnd)
         } catch {
             // Typically ENOSPC from a fixed-size file: nothing points at the new clusters
@@ -81,35 +82,66 @@ extension Qcow2Metadata {
         return dataEnd - position
     }
 
-    /// Writes a run's data to its new host clusters, with the copy-on-write head and tail.
+    /// Writes a run's data to its new host clusters with the copy-on-write head and tail, as
+    /// QEMU does: where the head and tail read as zeroes, the whole allocation is zeroed in
+    /// one fast request first (a hole where the file can), then the data written; otherwise
+    /// one write of the copied head, the data and the copied tail.
     private mutating func writeAllocatedData(
-        at host: UInt64, old: [Qcow2ClusterState], firstGuestCluster first: UInt64, payload: UnsafeRawBufferPointer,
-        headLength: UInt64, tailLength: UInt64, fileEnd: UInt64
+        at host: UInt64, old: [Qcow2ClusterState], firstGuestCluster first: UInt64, runStart: UInt64, dataEnd: UInt64,
+        payload: UnsafeRawBufferPointer, headLength: UInt64, tailLength: UInt64, fileEnd: UInt64
     ) throws(BlockError) {
         let clusterSize = geometry.clusterSize
         let count = UInt64(old.count)
-        // Copy-on-write sources: nil when they read as zeroes.
-        var head: [UInt8]?
-        var tail: [UInt8]?
-        if headLength > 0, !source.readsAsZeroes(old[0], guestCluster: first) {
-            head = try readOld(old[0], guestCluster: first, from: 0, count: headLength)
-        }
-        if tailLength > 0, !source.readsAsZeroes(old[old.count - 1], guestCluster: first + count - 1) {
-            tail = try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
-        }
-        if head == nil && tail == nil {
-            try file.write(at: host + headLength, from: payload)
-            // Space past the old end of the file reads as zeroes already; zeroing the tail
-            // also extends the file over the whole cluster, as QEMU's allocation does.
-            if headLength > 0 && host < fileEnd { try file.writeZeroes(at: host, length: headLength) }
-            if tailLength > 0 { try file.writeZeroes(at: host + headLength + UInt64(payload.count), length: tailLength) }
-            if headLength + tailLength > 0 && host < fileEnd { l2NeedsDataFlushFirst() }
+        if headLength + tailLength == 0 {
+            try file.write(at: host, from: payload)
         } else {
-            var merged = head ?? [UInt8](repeating: 0, count: Int(headLength))
-            merged.append(contentsOf: payload)
-            merged.append(contentsOf: tail ?? [UInt8](repeating: 0, count: Int(tailLength)))
-            try source.writeHost(at: host, merged)
-            l2NeedsDataFlushFirst()
+            // QEMU's zero test of the copy-on-write regions is a block-status query.
+            _ = isMetadataPreallocated()
+            var cowIsZero = try cowReadsAsZeroes(old[0], at: runStart, length: headLength)
+            if cowIsZero { cowIsZero = try cowReadsAsZeroes(old[old.count - 1], at: dataEnd, length: tailLength) }
+            // Zeroes: the whole allocation is zeroed in one request (a hole where the file
+            // can), then the data written, as QEMU does. Otherwise (or when the file cannot
+            // zero quickly) one write of the copied head, the data and the copied tail.
+            let zeroed = cowIsZero ? try zeroAllocation(at: host, length: count * clusterSize) : false
+            if !zeroed {
+                var merged = [UInt8](repeating: 0, count: Int(headLength))
+                if !cowIsZero && headLength > 0 { merged = try readOld(old[0], guestCluster: first, from: 0, count: headLength) }
+                merged.append(contentsOf: payload)
+                if !cowIsZero && tailLength > 0 {
+                    merged += try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
+                } else {
+                    merged += repeatElement(0, count: Int(tailLength))
+                }
+                try source.writeHost(at: host, merged)
+                l2NeedsDataFlushFirst()
+            } else {
+                try file.write(at: host + headLength, from: payload)
+                // Zeroed space inside the old file must be durable before L2 points to it.
+                if host < fileEnd { l2NeedsDataFlushFirst() }
+            }
+        }
+    }
+
+    /// Zeroes freshly allocated host clusters with one fast write-zeroes request; false
+    /// when the file cannot do that quickly.
+    private func zeroAllocation(at host: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        source.fileDataExtent.forget()
+        do {
+            try file.writeZeroes(at: host, length: length, flags: .fastZero)
+            return true
+        } catch .notSupported {
+            return false
+        }
+    }
+
+    /// Whether a copy-on-write region is known to read as zeroes from metadata alone,
+    /// without reading data (QEMU's quick test before zeroing instead of copying).
+    private func cowReadsAsZeroes(_ state: Qcow2ClusterState, at guestOffset: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        guard length > 0 else { return true }
+        switch state {
+        case .zeroPlain, .zeroAllocated: return true
+        case .normal, .compressed: return false
+        case .unallocated: return try source.backingIsKnownZero(at: guestOffset, length: length)
         }
     }
 
@@ -121,19 +153,14 @@ extension Qcow2Metadata {
         return bytes
     }
 
-    /// Whether a guest cluster reads as zeroes without looking at data.
-    mutating func clusterReadsAsZeroes(_ guestCluster: UInt64) throws(BlockError) -> Bool {
-        source.readsAsZeroes(try clusterState(guestCluster), guestCluster: guestCluster)
-    }
-
     /// Makes whole clusters read as zeroes: the zero flag (v3), or deallocation (v2 without
     /// a backing file). With `unmap` host clusters are freed, else kept (preallocated).
-    /// Returns false when the image cannot do it (v2 with a backing file).
+    /// Returns false when the image cannot do it (v2 with a backing file). As in QEMU, L2
+    /// tables are allocated for the range even where nothing changes.
     mutating func zeroClusters(from first: UInt64, count: UInt64, unmap: Bool) throws(BlockError) -> Bool {
         let hasZeroFlag = geometry.supportsZeroFlag
         if !hasZeroFlag && source.backing != nil { return false }
         for cluster in first..<first + count {
-            if source.backing == nil, try l2Location(guestCluster: cluster) == nil { continue }
             let location = try writableL2Location(guestCluster: cluster)
             let old = try geometry.state(of: l2Cache.uint64(slot: location.slot, index: location.index), guestCluster: cluster)
             let new: UInt64
@@ -159,19 +186,14 @@ extension Qcow2Metadata {
     }
 
     /// Discards whole clusters: they read as zeroes afterwards on v3 images (unallocated on
-    /// v2), and their host clusters are freed.
+    /// v2), and their host clusters are freed. As in QEMU, L2 tables are allocated for the
+    /// range even where nothing changes. The caller leaves v2 images with a backing file
+    /// alone: discarding would expose the backing file's data.
     mutating func discardClusters(from first: UInt64, count: UInt64) throws(BlockError) {
         let hasZeroFlag = geometry.supportsZeroFlag
         for cluster in first..<first + count {
-            guard try l2Location(guestCluster: cluster) != nil else {
-                // No table: unallocated. With a backing file, v3 still has to hide it.
-                if hasZeroFlag && source.backing != nil {
-                    let location = try writableL2Location(guestCluster: cluster)
-                    setL2Entry(location, Qcow2Geometry.zeroFlag)
-                }
-                continue
-            }
-            let old = try clusterState(cluster)
+            let location = try writableL2Location(guestCluster: cluster)
+            let old = try geometry.state(of: l2Cache.uint64(slot: location.slot, index: location.index), guestCluster: cluster)
             let new: UInt64
             switch old {
             case .zeroPlain:
@@ -182,7 +204,6 @@ extension Qcow2Metadata {
             default:
                 new = hasZeroFlag ? Qcow2Geometry.zeroFlag : 0
             }
-            let location = try writableL2Location(guestCluster: cluster)
             setL2Entry(location, new)
             try release(old, reason: .request)
         }

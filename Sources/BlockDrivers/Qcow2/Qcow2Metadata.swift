@@ -70,6 +70,8 @@ struct Qcow2Metadata {
     private var pendingDiscards: [(offset: UInt64, length: UInt64)] = []
     /// The header's dirty bit as this driver set it (lazy refcounts) or found it.
     private(set) var isMarkedDirty: Bool
+    /// QEMU's metadata-preallocation guess, made once (nil: not yet).
+    private var metadataPreallocated: Bool?
 
     var file: BlockNode { source.file }
     private var clusterSize: UInt64 { geometry.clusterSize }
@@ -331,10 +333,48 @@ struct Qcow2Metadata {
     mutating func processDiscards() {
         let discards = pendingDiscards
         pendingDiscards.removeAll()
+        if !discards.isEmpty { source.fileDataExtent.forget() }
         for discard in discards {
             // A hint: failures do not fail the request.
             try? file.discard(at: discard.offset, length: discard.length)
         }
+    }
+
+    // MARK: Metadata preallocation
+
+    /// Whether the image looks metadata-preallocated: clusters in use (refcount > 0) exceed
+    /// what the file really has allocated by QEMU's margin (a ninth, at least two clusters).
+    /// Then data clusters may be holes in the file, and block status asks the file about
+    /// them. QEMU decides this once, at the first block-status query of the node, and so
+    /// does this driver; a failure counts as no.
+    mutating func isMetadataPreallocated() -> Bool {
+        if let known = metadataPreallocated { return known }
+        let detected = (try? detectMetadataPreallocation()) ?? false
+        metadataPreallocated = detected
+        return detected
+    }
+
+    private mutating func detectMetadataPreallocation() throws(BlockError) -> Bool {
+        let fileLength = try file.refreshSize()
+        guard let allocated = file.driver.allocatedSize() else { return false }
+        let realClusters = allocated / clusterSize
+        let threshold = max(realClusters * 10 / 9, realClusters + 2)
+        let endCluster = geometry.clusterCount(bytes: fileLength)
+        var inUse: UInt64 = 0
+        var block: UInt64 = 0
+        // Refcount block by refcount block, up to the end of the file or the threshold.
+        while block * geometry.refcountBlockEntries < endCluster && inUse < threshold && Int(block) < refcountTable.count {
+            defer { block += 1 }
+            guard refcountTable[Int(block)] & Qcow2Geometry.refcountTableOffsetMask != 0 else { continue }
+            let slot = try loadRefcountBlock(tableIndex: Int(block))
+            let first = block * geometry.refcountBlockEntries
+            let count = min(geometry.refcountBlockEntries, endCluster - first)
+            for index in 0..<Int(count) where refcountCache.refcount(slot: slot, index: index, order: geometry.refcountOrder) != 0 {
+                inUse += 1
+                if inUse >= threshold { break }
+            }
+        }
+        return inUse >= threshold
     }
 
     // MARK: Allocation
