@@ -7,9 +7,9 @@ import Testing
     let directory = TemporaryDirectory()
 
     private func open(_ path: String, direct: Bool = false, discard: BlockNodeOptions.DiscardMode = .ignore,
-                      readOnly: Bool = false) throws -> BlockNode {
+                      readOnly: Bool = false, volume: Bool = false) throws -> BlockNode {
         let options = BlockNodeOptions(nodeName: "f0", readOnly: readOnly, discard: discard, cacheDirect: direct)
-        return try makeNode(FileDriver(options: FileOptions(filename: path), node: options), options)
+        return try makeNode(FileDriver(options: FileOptions(filename: path, volume: volume), node: options), options)
     }
 
     @Test func openErrorsUseQEMUTexts() throws {
@@ -84,6 +84,37 @@ import Testing
         try node.truncate(to: 4096)
         #expect(fileSize(path) == 4096)
         #expect(node.size == 4096)
+    }
+
+    @Test func volumeNeverGrowsByItself() throws {
+        let path = directory.file("a", size: 8192)
+        let node = try open(path, discard: .unmap, volume: true)
+        #expect(!node.driver.capabilities.growable)
+        try node.write(at: 4096, [UInt8](repeating: 1, count: 4096))
+        #expect(throws: BlockError.noSpace) { try node.write(at: 8192, [1]) }
+        #expect(throws: BlockError.noSpace) { try node.write(at: 8000, [UInt8](repeating: 2, count: 400)) }
+        #expect(throws: BlockError.noSpace) { try node.writeZeroes(at: 4096, length: 8192, flags: .mayUnmap) }
+        #expect(throws: BlockError.noSpace) { try node.writeZeroes(at: 8192, length: 4096) }
+        #expect(throws: BlockError.outOfRange(offset: 8192, length: 1, size: 8192)) { _ = try node.read(at: 8192, count: 1) }
+        #expect(fileSize(path) == 8192)
+        #expect(node.size == 8192)
+        #expect(contents(of: path, at: 7999, count: 2) == [1, 1])
+    }
+
+    @Test func volumeSeesGrowthFromOutsideAndByResize() throws {
+        let path = directory.file("a", size: 8192)
+        let node = try open(path, volume: true)
+        // A controller grows the file: the next write past the cached size finds the room.
+        #expect(truncate(path, 16384) == 0)
+        #expect(node.size == 8192)
+        try node.write(at: 12288, [UInt8](repeating: 3, count: 4096))
+        #expect(node.size == 16384)
+        #expect(throws: BlockError.noSpace) { try node.write(at: 16384, [1]) }
+        #expect(try node.read(at: 12287, count: 2) == [0, 3])
+        // block_resize still grows it.
+        try node.truncate(to: 32768)
+        try node.writeZeroes(at: 16384, length: 16384)
+        #expect(fileSize(path) == 32768)
     }
 
     @Test func directIOPadsUnalignedRequests() throws {

@@ -36,21 +36,24 @@ struct Qcow2Fixture {
         try #require(result.status == 0 && !result.output.contains("error") && !result.output.contains("failed"), "\(result.output)")
     }
 
-    func fileNode(_ path: String, readOnly: Bool = false, discard: BlockNodeOptions.DiscardMode = .ignore, sink: EventRecorder = EventRecorder()) throws -> BlockNode {
-        try Self.fileNode(path, readOnly: readOnly, discard: discard, sink: sink)
+    func fileNode(_ path: String, readOnly: Bool = false, discard: BlockNodeOptions.DiscardMode = .ignore, sink: EventRecorder = EventRecorder(),
+                  volume: Bool = false) throws -> BlockNode {
+        try Self.fileNode(path, readOnly: readOnly, discard: discard, sink: sink, volume: volume)
     }
 
-    static func fileNode(_ path: String, readOnly: Bool = false, discard: BlockNodeOptions.DiscardMode = .ignore, sink: EventRecorder = EventRecorder()) throws -> BlockNode {
+    static func fileNode(_ path: String, readOnly: Bool = false, discard: BlockNodeOptions.DiscardMode = .ignore, sink: EventRecorder = EventRecorder(),
+                         volume: Bool = false) throws -> BlockNode {
         let options = BlockNodeOptions(nodeName: "file-\(UUID().uuidString.prefix(8))", readOnly: readOnly, discard: discard)
-        return try makeNode(FileDriver(options: FileOptions(filename: path), node: options), options, sink: sink)
+        return try makeNode(FileDriver(options: FileOptions(filename: path, volume: volume), node: options), options, sink: sink)
     }
 
-    /// Opens a qcow2 image, with its backing chain from the header unless told otherwise.
+    /// Opens a qcow2 image, with its backing chain from the header unless told otherwise;
+    /// `volume`: its file is a fixed-size volume.
     func open(
         _ path: String, readOnly: Bool = false, options: Qcow2Options = Qcow2Options(), backing: Qcow2Backing? = nil,
-        discard: BlockNodeOptions.DiscardMode = .ignore, fileSink: EventRecorder = EventRecorder()
+        discard: BlockNodeOptions.DiscardMode = .ignore, fileSink: EventRecorder = EventRecorder(), volume: Bool = false
     ) throws -> BlockNode {
-        let file = try fileNode(path, readOnly: readOnly, discard: discard, sink: fileSink)
+        let file = try fileNode(path, readOnly: readOnly, discard: discard, sink: fileSink, volume: volume)
         let node = BlockNodeOptions(nodeName: "q-\(UUID().uuidString.prefix(8))", readOnly: readOnly, discard: discard)
         let driver = try Qcow2Driver(options: options, file: file, node: node, backing: backing ?? Self.headerBacking())
         return try makeNode(driver, node)

@@ -155,6 +155,49 @@ import Testing
         #expect(try reopened.read(at: UInt64(size - 5), count: 5) == [0x3c, 0x3c, 0x3c, 0x3c, 0x3c])
     }
 
+    /// On a fixed-size file (a volume), allocating writes past its end fail with ENOSPC and
+    /// leave no trace but the part of the request already done: no leaked cluster, nothing
+    /// else changed. Once the file has grown (by uneven amounts), the same write is retried
+    /// (as a held NBD write is) until it succeeds.
+    @Test(arguments: ["cluster_size=65536", "cluster_size=4096", "cluster_size=512,refcount_bits=16"])
+    func onAFullVolumeWritesFailWithNoSpaceAndTheImageStaysClean(format: String) throws {
+        let size = 1 << 20
+        let image = try fixture.create("a.qcow2", size: "\(size)", options: format)
+        let node = try fixture.open(image, volume: true)
+        var generator = SeededGenerator(state: 7)
+        var expected = [UInt8](repeating: 0, count: size)
+        var failures = 0
+        var offset = 1000
+        while offset < size - 40_000 {
+            let count = Int.random(in: 1...40_000, using: &generator)
+            let data = [UInt8](repeating: UInt8(offset % 251 + 1), count: count)
+            for attempt in 1... {
+                // Growth by up to 80 kB makes room for any write within a few attempts,
+                // unless failed attempts leak clusters.
+                try #require(attempt < 10, "the write at \(offset) never finds room")
+                do {
+                    try node.write(at: UInt64(offset), data)
+                    break
+                } catch BlockError.noSpace {
+                    failures += 1
+                    try node.flush()
+                    let check = try run(["qemu-img", "check", "-U", image])
+                    #expect(check.status == 0, "after failure \(failures): \(check.output)")
+                    let now = try node.read(at: 0, count: size)
+                    #expect(now[..<offset] == expected[..<offset] && now[(offset + count)...] == expected[(offset + count)...])
+                    let grown = fileSize(image) + Int.random(in: 1...80_000, using: &generator)
+                    #expect(truncate(image, off_t(grown)) == 0)
+                }
+            }
+            expected.replaceSubrange(offset..<offset + count, with: data)
+            offset += count + Int.random(in: 0...30_000, using: &generator)
+        }
+        #expect(failures > 10)
+        node.closeChain()
+        try fixture.expectClean(image)
+        #expect(try fixture.qemuContents(image) == expected)
+    }
+
     @Test func internalSnapshotsStayIntact() throws {
         let image = try fixture.create("a.qcow2")
         try fixture.qemuIO(image, "write -P 0x11 0 192k", "write -P 0x12 1M 64k", "write -c -P 0x13 2M 64k")

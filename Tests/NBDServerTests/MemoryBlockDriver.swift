@@ -19,6 +19,8 @@ final class MemoryBlockDriver: BlockDriver {
         var calls: [Call] = []
         var failure: BlockError?
         var delayMicroseconds: UInt32 = 0
+        /// `currentSize()` calls: how often the size is polled.
+        var sizeQueries = 0
     }
 
     static let clusterSize: UInt64 = 65536
@@ -42,7 +44,23 @@ final class MemoryBlockDriver: BlockDriver {
     /// Makes every read and write take at least this long (a slow device).
     func delay(microseconds: UInt32) { state.withLock { $0.delayMicroseconds = microseconds } }
 
-    func currentSize() throws(BlockError) -> UInt64 { state.withLock { UInt64($0.bytes.count) } }
+    func currentSize() throws(BlockError) -> UInt64 {
+        state.withLock { state in
+            state.sizeQueries += 1
+            return UInt64(state.bytes.count)
+        }
+    }
+
+    var sizeQueries: Int { state.withLock { $0.sizeQueries } }
+
+    /// Grows the storage behind the node's back, as a volume manager does.
+    func grow(to size: Int) {
+        state.withLock { state in
+            state.bytes += [UInt8](repeating: 0, count: size - state.bytes.count)
+            let clusters = (size + Int(Self.clusterSize) - 1) / Int(Self.clusterSize)
+            state.allocated += [Bool](repeating: false, count: clusters - state.allocated.count)
+        }
+    }
 
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockError) {
         try state.withLock { state throws(BlockError) in

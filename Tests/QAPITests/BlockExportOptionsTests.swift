@@ -28,6 +28,19 @@ struct BlockExportOptionsTests {
         #expect(options.variant == .nbd(NBDExportOptions()))
     }
 
+    @Test func highWaterNoSpaceOptions() throws {
+        let options = try commandLine("nbd,id=e0,node-name=f0,__io.highwater_on-enospc=hold,__io.highwater_enospc-timeout=5")
+        #expect(options.variant == .nbd(NBDExportOptions(onNoSpace: .hold, noSpaceTimeoutSeconds: 5)))
+        let fromQMP = try qmp(["type": "nbd", "id": "e0", "node-name": "f0", "__io.highwater_on-enospc": "report"])
+        #expect(fromQMP.variant == .nbd(NBDExportOptions(onNoSpace: .report, noSpaceTimeoutSeconds: 60)))
+        #expect(throws: QAPIError("Parameter '__io.highwater_on-enospc' does not accept value 'stop'")) {
+            try commandLine("nbd,id=e0,node-name=f0,__io.highwater_on-enospc=stop")
+        }
+        #expect(throws: QAPIError.self) {
+            try qmp(["type": "nbd", "id": "e0", "node-name": "f0", "__io.highwater_enospc-timeout": -1])
+        }
+    }
+
     @Test func emptyNameIsKept() throws {
         #expect(try commandLine("nbd,id=e0,node-name=f0,name=,").variant == .nbd(NBDExportOptions(name: "")))
     }

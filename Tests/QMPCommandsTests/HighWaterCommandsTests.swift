@@ -1,3 +1,4 @@
+import Foundation
 import BlockCore
 import JSON
 import NBDServer
@@ -171,5 +172,45 @@ func write(_ count: Int, at offset: UInt64, to node: BlockNode) throws {
         #expect(try fixture.value("quit") == [:])
         #expect(fixture.events.names == ["BLOCK_EXPORT_DELETED"])
         #expect(fixture.quits.count.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func fileVolumeOption() throws {
+        let fixture = CommandFixture()
+        let path = "/tmp/highwater-volume-\(UInt64.random(in: 0...UInt64.max)).img"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 4096)))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try fixture.value("blockdev-add", ["driver": "file", "node-name": "v0", "filename": .string(path), "__io.highwater_volume": true])
+        try fixture.value("blockdev-add", ["driver": "file", "node-name": "f0", "filename": .string(path), "locking": "off"])
+        #expect(try !fixture.graph.lookup(device: nil, nodeName: "v0").driver.capabilities.growable)
+        #expect(try fixture.graph.lookup(device: nil, nodeName: "f0").driver.capabilities.growable)
+        #expect(fixture.errorText("blockdev-add", ["driver": "host_device", "node-name": "d0", "filename": "/dev/null",
+                                                   "__io.highwater_volume": true])
+                == "Parameter '__io.highwater_volume' is unexpected")
+    }
+
+    @Test func exportNoSpacePolicy() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])
+        try fixture.value("nbd-server-start", ["addr": ["type": "unix", "data": ["path": "/tmp/unused.sock"]]])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e0", "node-name": "n0", "writable": true,
+                                               "__io.highwater_on-enospc": "hold", "__io.highwater_enospc-timeout": 5])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e1", "name": "x", "node-name": "n0",
+                                               "__io.highwater_on-enospc": "hold", "__io.highwater_enospc-timeout": 0])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e2", "name": "y", "node-name": "n0"])
+        let exports = fixture.commands.context.exports
+        #expect(exports.export(id: "e0")?.noSpacePolicy == .hold(timeout: .seconds(5)))
+        #expect(exports.export(id: "e1")?.noSpacePolicy == .hold(timeout: nil))
+        #expect(exports.export(id: "e2")?.noSpacePolicy == .report)
+    }
+
+    @Test func aWriteStallIsABlockIOErrorEvent() {
+        let events = RecordingEmitter()
+        QMPBlockEventSink(events: events).writeStalledOnNoSpace(nodeName: "disk0")
+        let recorded = events.events.withLock { $0 }
+        #expect(recorded.map(\.name) == ["BLOCK_IO_ERROR"])
+        #expect(recorded.first?.data == [
+            "device": "", "node-name": "disk0", "operation": "write", "action": "stop", "nospace": true,
+            "reason": "No space left on device",
+        ])
     }
 }
