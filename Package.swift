@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 // The manifest is the architecture: each target is one layer, and the arrows between them
 // only point down. Wire codecs (JSON/QMP, NBDWire) and the block layer (BlockCore,
-// BlockDrivers) know nothing of sockets; only HighWaterDaemon (and the `watch` client,
-// HighWaterWatch) touch NIOPosix.
+// BlockDrivers) know nothing of sockets; only HighWaterDaemon, the QMP client library
+// (shared by `autoextend` and `watch`) and AutoExtend's service (metrics, processes) touch
+// NIOPosix.
 import PackageDescription
 
 let package = Package(
@@ -56,10 +57,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // A QMP client over NIO: daemon addresses, connect and negotiate, commands and their
+        // replies, events as an async stream.
+        .target(name: "QMPClient", dependencies: [
+            "JSON",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // `highwater autoextend`: grows thin volumes when the daemon's write threshold fires.
-        // A pure policy and per-volume state machine, a QMP client, extend backends, metrics.
+        // A pure policy and per-volume state machine, extend backends, metrics.
         .target(name: "AutoExtend", dependencies: [
-            "JSON", "QAPI",
+            "JSON", "QAPI", "QMPClient",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,12 +76,12 @@ let package = Package(
         ]),
         // `highwater watch`: a QMP client that follows daemons' events and node use.
         .target(name: "HighWaterWatch", dependencies: [
-            "JSON",
+            "JSON", "QMPClient",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "highwater", dependencies: [
-            "HighWaterDaemon", "ImageTools", "AutoExtend", "HighWaterWatch",
+            "HighWaterDaemon", "ImageTools", "AutoExtend", "HighWaterWatch", "QMPClient",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -92,13 +100,17 @@ let package = Package(
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
         .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
         .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
-        .testTarget(name: "AutoExtendTests", dependencies: [
-            "AutoExtend", "JSON",
-            .product(name: "Logging", package: "swift-log"),
+        .testTarget(name: "QMPClientTests", dependencies: [
+            "QMPClient", "JSON",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "HighWaterWatchTests", dependencies: ["HighWaterWatch", "JSON"]),
+        .testTarget(name: "AutoExtendTests", dependencies: [
+            "AutoExtend", "QMPClient", "JSON",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "HighWaterWatchTests", dependencies: ["HighWaterWatch", "QMPClient", "JSON"]),
     ]
 )

@@ -1,5 +1,6 @@
 import JSON
 import QAPI
+import QMPClient
 
 /// What `highwater autoextend` manages: daemons, their volumes, and how to grow them.
 ///

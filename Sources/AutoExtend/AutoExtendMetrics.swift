@@ -1,4 +1,5 @@
 import Prometheus
+import QMPClient
 
 /// The controller's Prometheus metrics (all prefixed `highwater_autoextend_`).
 public final class AutoExtendMetrics: Sendable {

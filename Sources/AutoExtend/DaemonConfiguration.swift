@@ -1,3 +1,5 @@
+import QMPClient
+
 /// One daemon's QMP monitor and the volumes managed on it.
 public struct DaemonConfiguration: Sendable, Equatable {
     public var address: QMPAddress

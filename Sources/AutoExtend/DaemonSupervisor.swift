@@ -2,6 +2,7 @@ import JSON
 import Logging
 import NIOCore
 import Prometheus
+import QMPClient
 
 /// Keeps one daemon connected: connects (retrying with backoff), reads the managed nodes,
 /// attaches their controllers, hands them the events, and on loss of the connection

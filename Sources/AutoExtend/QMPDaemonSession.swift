@@ -1,4 +1,5 @@
 import JSON
+import QMPClient
 
 /// `VolumeDaemonSession` over a QMP client.
 public struct QMPDaemonSession: VolumeDaemonSession {

@@ -1,5 +1,6 @@
 import JSON
 import Logging
+import QMPClient
 
 /// Runs one volume's `VolumeStateMachine`: feeds it connections, events and results, and
 /// carries out its actions (arming over the daemon session, extending with the backend,

@@ -1,10 +1,6 @@
-import JSON
 import NIOCore
 import NIOPosix
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import QMPClient
 
 /// Watches one daemon: connects, runs a ``WatchSession`` over the connection, and when the
 /// daemon goes away (or is not there yet) tries again with exponential backoff, until the
@@ -21,7 +17,7 @@ struct DaemonWatcher: Sendable {
 
     private enum Input: Sendable {
         case session(WatchSession.Input)
-        case closed(String)
+        case closed
     }
 
     func run() async {
@@ -46,99 +42,65 @@ struct DaemonWatcher: Sendable {
     /// One connection, from connecting to its end: whether it got as far as a negotiated
     /// session, and why it ended.
     private func watchOnce() async -> (negotiated: Bool, reason: String) {
-        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        let client: QMPClient
         do {
-            channel = try await connect()
+            client = try await QMPClient.connect(to: target.address, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(5))
         } catch {
-            return (false, "cannot connect: \(Self.describe(connectionError: error))")
+            if case .connectFailed(_, let reason) = error { return (false, "cannot connect: \(reason)") }
+            return (false, "\(error)")
         }
-        var negotiated = false
-        do {
-            let reason = try await channel.executeThenClose { inbound, outbound in
-                try await serve(channel.channel, inbound: inbound, outbound: outbound) { negotiated = true }
-            }
-            return (negotiated, reason)
-        } catch {
-            return (negotiated, "\(error)")
+        await serve(client)
+        switch await client.closed() {
+        case .connectionClosed where Task.isCancelled: return (true, "cancelled")
+        case .connectionClosed: return (true, "connection closed by the daemon")
+        case let reason: return (true, "\(reason)")
         }
     }
 
-    /// The system's text for a failed connect ("No such file or directory"), rather than
-    /// NIO's descriptions of its internals.
-    private static func describe(connectionError error: any Error) -> String {
-        switch error {
-        case let error as IOError:
-            String(cString: strerror(error.errnoCode))
-        case let error as NIOConnectionError:
-            error.connectionErrors.last.map { describe(connectionError: $0.error) } ?? error.dnsAError.map { "\($0)" } ?? "\(error)"
-        default:
-            "\(error)"
-        }
-    }
-
-    private func connect() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(5))
-        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { channel in
-            channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel(wrappingChannelSynchronously: channel) }
-        }
-        switch target {
-        case .unix(let path): return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
-        case .tcp(let host, let port): return try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
-        }
-    }
-
-    /// Feeds the session with messages and ticks until the connection ends; returns why.
-    private func serve(
-        _ channel: any Channel, inbound: NIOAsyncChannelInboundStream<ByteBuffer>,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
-    ) async throws -> String {
+    /// Feeds the session with the greeting, events, replies and ticks until the connection
+    /// ends or the task is cancelled.
+    private func serve(_ client: QMPClient) async {
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                var parser = JSONStreamParser()
-                do {
-                    for try await buffer in inbound {
-                        parser.append(bytes: buffer.readableBytesView)
-                        while let item = parser.next() { continuation.yield(.session(.message(item))) }
-                    }
-                    continuation.yield(.closed("connection closed by the daemon"))
-                } catch {
-                    continuation.yield(.closed("\(error)"))
-                }
-                continuation.finish()
+                for await event in client.events { continuation.yield(.session(.event(event))) }
+                continuation.yield(.closed)
             }
             if let refreshInterval {
                 group.addTask {
-                    while true {
-                        try await Task.sleep(for: refreshInterval)
+                    while (try? await Task.sleep(for: refreshInterval)) != nil {
                         continuation.yield(.session(.tick))
                     }
                 }
             }
             var session = WatchSession(daemon: target.description)
-            var reason = "cancelled"
-            inputs: for await input in inputs {
-                switch input {
-                case .closed(let why):
-                    reason = why
-                    break inputs
-                case .session(let input):
-                    for action in session.handle(input, now: .now) {
-                        switch action {
-                        case .send(let message):
-                            try await outbound.write(ByteBuffer(bytes: message.serialized() + [0x0A]))
-                        case .record(let record):
-                            if case .connected = record.kind { negotiated() }
-                            output(record)
-                        }
-                    }
-                }
+            perform(.connected(client.greeting), on: &session, client: client, group: &group, replies: continuation)
+            for await input in inputs {
+                guard case .session(let input) = input else { break }
+                perform(input, on: &session, client: client, group: &group, replies: continuation)
             }
-            // Ends the reader even if it does not heed cancellation.
-            channel.close(promise: nil)
             group.cancelAll()
             continuation.finish()
-            return reason
+            await client.close()
+        }
+    }
+
+    /// Hands one input to the session and carries out its actions: records are printed,
+    /// queries run concurrently and their replies come back as inputs.
+    private func perform(
+        _ input: WatchSession.Input, on session: inout WatchSession, client: QMPClient,
+        group: inout TaskGroup<Void>, replies: AsyncStream<Input>.Continuation
+    ) {
+        for action in session.handle(input, now: .now) {
+            switch action {
+            case .execute(let query):
+                group.addTask {
+                    let reply = try? await client.execute(query.command, arguments: query.arguments)
+                    replies.yield(.session(.reply(query, reply)))
+                }
+            case .record(let record):
+                output(record)
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import JSON
+import QMPClient
 
 #if canImport(Glibc)
 import Glibc
@@ -124,7 +125,7 @@ public enum WatchFormatter {
         return "\(Int64(tenths / 10)).\(Int64(tenths.truncatingRemainder(dividingBy: 10)))"
     }
 
-    private static func time(_ timestamp: WatchTimestamp) -> String {
+    private static func time(_ timestamp: QMPTimestamp) -> String {
         var seconds = time_t(timestamp.seconds)
         var parts = tm()
         localtime_r(&seconds, &parts)

@@ -1,19 +1,9 @@
 import JSON
+import QMPClient
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A wall-clock time as QMP gives it.
-public struct WatchTimestamp: Sendable, Equatable {
-    public var seconds: Int64
-    public var microseconds: Int64
-
-    public init(seconds: Int64, microseconds: Int64) {
-        self.seconds = seconds
-        self.microseconds = microseconds
-    }
-}
 
 /// One thing `highwater watch` reports: a line of output.
 public struct WatchRecord: Sendable, Equatable {
@@ -30,23 +20,23 @@ public struct WatchRecord: Sendable, Equatable {
         case disconnected(reason: String, retryMilliseconds: Int64)
     }
 
-    public var timestamp: WatchTimestamp
+    public var timestamp: QMPTimestamp
     /// The daemon, as given on the command line.
     public var daemon: String
     public var kind: Kind
 
-    public init(timestamp: WatchTimestamp, daemon: String, kind: Kind) {
+    public init(timestamp: QMPTimestamp, daemon: String, kind: Kind) {
         self.timestamp = timestamp
         self.daemon = daemon
         self.kind = kind
     }
 }
 
-extension WatchTimestamp {
+extension QMPTimestamp {
     /// The wall clock now.
-    public static var now: WatchTimestamp {
+    public static var now: QMPTimestamp {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        return WatchTimestamp(seconds: Int64(time.tv_sec), microseconds: Int64(time.tv_nsec / 1000))
+        return QMPTimestamp(seconds: Int64(time.tv_sec), microseconds: Int64(time.tv_nsec / 1000))
     }
 }

@@ -1,24 +1,54 @@
 import JSON
+import QMPClient
 
-/// The client side of one QMP connection for `highwater watch`, as a pure state machine: it
-/// is fed the monitor's messages and timer ticks, and answers with messages to send and
-/// records to print.
+/// What `highwater watch` does on one negotiated QMP connection, as a pure state machine:
+/// it is fed the connection's greeting, events, command replies and timer ticks, and answers
+/// with commands to run and records to print.
 ///
-/// After the greeting it negotiates capabilities, lists the commands (to learn whether the
-/// daemon has HighWater's named thresholds), then refreshes the use of every node: once at
-/// the start, after every event, and on each tick. A refresh is `query-named-block-nodes`
-/// (sizes, classic thresholds), `query-blockstats` with `query-nodes` (highest written
-/// offsets) and, where available, `__io.highwater_query-write-thresholds`. Only nodes whose
-/// use changed are reported. Events that arrive during a refresh ask for one more.
+/// Once connected it lists the commands (to learn whether the daemon has HighWater's named
+/// thresholds), then refreshes the use of every node: once at the start, after every event,
+/// and on each tick. A refresh is `query-named-block-nodes` (sizes, classic thresholds),
+/// `query-blockstats` with `query-nodes` (highest written offsets) and, where available,
+/// `__io.highwater_query-write-thresholds`. Only nodes whose use changed are reported. Events
+/// that arrive during a refresh ask for one more.
 public struct WatchSession: Sendable {
+    /// The commands the session runs.
+    public enum Query: Sendable, Hashable {
+        case commands
+        case nodes
+        case statistics
+        case thresholds
+
+        public var command: String {
+            switch self {
+            case .commands: "query-commands"
+            case .nodes: "query-named-block-nodes"
+            case .statistics: "query-blockstats"
+            case .thresholds: WatchSession.namedThresholdQuery
+            }
+        }
+
+        public var arguments: JSONObject? {
+            switch self {
+            case .nodes: ["flat": true]
+            case .statistics: ["query-nodes": true]
+            case .commands, .thresholds: nil
+            }
+        }
+    }
+
     public enum Input: Sendable, Equatable {
-        case message(JSONStreamParser.Item)
+        /// The monitor greeted and accepted the capabilities negotiation.
+        case connected(QMPGreeting)
+        case event(QMPEvent)
+        /// A query's `return` value; nil when the daemon answered with an error.
+        case reply(Query, JSONValue?)
         /// The periodic refresh is due.
         case tick
     }
 
     public enum Action: Sendable, Equatable {
-        case send(JSONValue)
+        case execute(Query)
         case record(WatchRecord)
     }
 
@@ -31,8 +61,7 @@ public struct WatchSession: Sendable {
     }
 
     private enum State {
-        case awaitingGreeting
-        case negotiating(version: String, package: String)
+        case awaitingConnection
         case listingCommands
         case running
     }
@@ -40,7 +69,7 @@ public struct WatchSession: Sendable {
     static let namedThresholdQuery = "__io.highwater_query-write-thresholds"
 
     private let daemon: String
-    private var state = State.awaitingGreeting
+    private var state = State.awaitingConnection
     private var hasNamedThresholds = false
     private var refresh: Refresh?
     private var refreshAgain = false
@@ -51,47 +80,31 @@ public struct WatchSession: Sendable {
         self.daemon = daemon
     }
 
-    public mutating func handle(_ input: Input, now: WatchTimestamp) -> [Action] {
+    public mutating func handle(_ input: Input, now: QMPTimestamp) -> [Action] {
         switch input {
-        case .tick:
-            guard case .running = state else { return [] }
-            return startRefresh()
-        case .message(.error):
-            return []
-        case .message(.value(let message)):
-            return handle(message, now: now)
-        }
-    }
-
-    private mutating func handle(_ message: JSONValue, now: WatchTimestamp) -> [Action] {
-        if let name = message["event"]?.stringValue {
-            let timestamp = Self.timestamp(message["timestamp"]) ?? now
-            var actions = [Action.record(WatchRecord(timestamp: timestamp, daemon: daemon,
-                                                     kind: .event(name: name, data: message["data"]?.objectValue ?? [:])))]
-            if case .running = state { actions += startRefresh() }
-            return actions
-        }
-        switch state {
-        case .awaitingGreeting:
-            guard let greeting = message["QMP"] else { return [] }
-            let version = greeting["version"]?["qemu"]
-            let numbers = ["major", "minor", "micro"].map { version?[$0].flatMap(Self.integer).map(String.init) ?? "?" }
-            state = .negotiating(version: numbers.joined(separator: "."), package: greeting["version"]?["package"]?.stringValue ?? "")
-            return [.send(["execute": "qmp_capabilities"])]
-        case .negotiating(let version, let package):
-            guard message["return"] != nil else { return [] }
+        case .connected(let greeting):
+            guard case .awaitingConnection = state else { return [] }
             state = .listingCommands
             return [
-                .record(WatchRecord(timestamp: now, daemon: daemon, kind: .connected(version: version, package: package))),
-                .send(["execute": "query-commands"]),
+                .record(WatchRecord(timestamp: now, daemon: daemon, kind: .connected(version: greeting.version, package: greeting.package))),
+                .execute(.commands),
             ]
-        case .listingCommands:
-            let names = message["return"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        case .event(let event):
+            var actions = [Action.record(WatchRecord(timestamp: event.timestamp ?? now, daemon: daemon,
+                                                     kind: .event(name: event.name, data: event.data)))]
+            if case .running = state { actions += startRefresh() }
+            return actions
+        case .reply(.commands, let reply):
+            guard case .listingCommands = state else { return [] }
+            let names = reply?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
             hasNamedThresholds = names.contains(Self.namedThresholdQuery)
             state = .running
             return startRefresh()
-        case .running:
-            return refreshReply(message, now: now)
+        case .reply(let query, let reply):
+            return refreshReply(query, reply, now: now)
+        case .tick:
+            guard case .running = state else { return [] }
+            return startRefresh()
         }
     }
 
@@ -102,24 +115,21 @@ public struct WatchSession: Sendable {
             refreshAgain = true
             return []
         }
-        var commands: [JSONValue] = [
-            ["execute": "query-named-block-nodes", "arguments": ["flat": true], "id": "nodes"],
-            ["execute": "query-blockstats", "arguments": ["query-nodes": true], "id": "statistics"],
-        ]
-        if hasNamedThresholds { commands.append(["execute": .string(Self.namedThresholdQuery), "id": "thresholds"]) }
-        refresh = Refresh(outstanding: commands.count)
-        return commands.map(Action.send)
+        var queries: [Query] = [.nodes, .statistics]
+        if hasNamedThresholds { queries.append(.thresholds) }
+        refresh = Refresh(outstanding: queries.count)
+        return queries.map(Action.execute)
     }
 
-    private mutating func refreshReply(_ message: JSONValue, now: WatchTimestamp) -> [Action] {
-        guard var current = refresh, let id = message["id"]?.stringValue else { return [] }
+    private mutating func refreshReply(_ query: Query, _ reply: JSONValue?, now: QMPTimestamp) -> [Action] {
+        guard var current = refresh else { return [] }
         // An error reply leaves its part empty: what the others say is still worth showing.
-        let list = message["return"]?.arrayValue ?? []
-        switch id {
-        case "nodes": current.nodes = list
-        case "statistics": current.statistics = list
-        case "thresholds": current.thresholds = list
-        default: return []
+        let list = reply?.arrayValue ?? []
+        switch query {
+        case .nodes: current.nodes = list
+        case .statistics: current.statistics = list
+        case .thresholds: current.thresholds = list
+        case .commands: return []
         }
         current.outstanding -= 1
         guard current.outstanding == 0 else {
@@ -135,7 +145,7 @@ public struct WatchSession: Sendable {
         return actions
     }
 
-    private mutating func report(_ uses: [NodeUse], now: WatchTimestamp) -> [Action] {
+    private mutating func report(_ uses: [NodeUse], now: QMPTimestamp) -> [Action] {
         var actions: [Action] = []
         let present = Set(uses.map(\.nodeName))
         for name in reportedOrder where !present.contains(name) {
@@ -191,10 +201,5 @@ public struct WatchSession: Sendable {
         case .uint(let number): number
         default: nil
         }
-    }
-
-    private static func timestamp(_ value: JSONValue?) -> WatchTimestamp? {
-        guard case .int(let seconds)? = value?["seconds"], case .int(let microseconds)? = value?["microseconds"] else { return nil }
-        return WatchTimestamp(seconds: seconds, microseconds: microseconds)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AutoExtend
 import Logging
+import QMPClient
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import JSON
 import Logging
+import QMPClient
 import Synchronization
 import Testing
 @testable import AutoExtend

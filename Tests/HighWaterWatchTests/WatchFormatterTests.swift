@@ -1,9 +1,10 @@
 import JSON
+import QMPClient
 import Testing
 @testable import HighWaterWatch
 
 @Suite struct WatchFormatterTests {
-    let timestamp = WatchTimestamp(seconds: 1_700_000_000, microseconds: 5000)
+    let timestamp = QMPTimestamp(seconds: 1_700_000_000, microseconds: 5000)
 
     @Test func jsonLinesCarryTypeDaemonAndTimestamp() {
         let event = WatchRecord(timestamp: timestamp, daemon: "/tmp/q.sock", kind: .event(
@@ -44,7 +45,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("/tmp/qmp.sock", WatchTarget.unix(path: "/tmp/qmp.sock")),
+        ("/tmp/qmp.sock", QMPAddress.unix(path: "/tmp/qmp.sock")),
         ("qmp.sock", .unix(path: "qmp.sock")),
         ("localhost:4444", .tcp(host: "localhost", port: 4444)),
         ("127.0.0.1:4444", .tcp(host: "127.0.0.1", port: 4444)),
@@ -53,8 +54,8 @@ import Testing
         ("host:notaport", .unix(path: "host:notaport")),
         (":4444", .unix(path: ":4444")),
     ])
-    func targets(argument: String, target: WatchTarget) {
-        #expect(WatchTarget(argument) == target)
+    func targets(argument: String, address: QMPAddress) {
+        #expect(WatchTarget(argument).address == address)
     }
 
     @Test func targetsPrintAsGiven() {

@@ -1,66 +1,64 @@
 import JSON
+import QMPClient
 import Testing
 @testable import HighWaterWatch
 
-/// The watch client's QMP conversation, message by message.
+/// The watch's QMP conversation, input by input.
 @Suite struct WatchSessionTests {
-    static let now = WatchTimestamp(seconds: 1_700_000_000, microseconds: 250_000)
+    static let now = QMPTimestamp(seconds: 1_700_000_000, microseconds: 250_000)
 
-    static let greeting: JSONValue = [
-        "QMP": ["version": ["qemu": ["micro": 0, "minor": 2, "major": 7], "package": "HighWater 0.1"], "capabilities": ["oob"]],
-    ]
+    static let greeting = QMPGreeting(version: "7.2.0", package: "HighWater 0.1", capabilities: ["oob"])
 
-    static func commands(_ names: [String]) -> JSONValue {
-        ["return": .array(names.map { ["name": .string($0)] })]
+    static func commands(_ names: [String]) -> WatchSession.Input {
+        .reply(.commands, .array(names.map { ["name": .string($0)] }))
     }
 
-    static let nodes: JSONValue = ["return": [
+    static let nodes = WatchSession.Input.reply(.nodes, [
         ["node-name": "disk0", "write_threshold": 536_870_912, "image": ["virtual-size": 1_073_741_824]],
         ["node-name": "file0", "write_threshold": -1, "image": ["virtual-size": 1_073_741_824]],
-    ], "id": "nodes"]
+    ])
 
-    static let statistics: JSONValue = ["return": [
+    static let statistics = WatchSession.Input.reply(.statistics, [
         ["node-name": "disk0", "stats": ["wr_highest_offset": 4096], "parent": ["node-name": "file0", "stats": ["wr_highest_offset": 8192]]],
-    ], "id": "statistics"]
+    ])
 
-    static let thresholds: JSONValue = ["return": [
+    static let thresholds = WatchSession.Input.reply(.thresholds, [
         ["node-name": "disk0", "size": 1_073_741_824, "highest-offset": 4096, "write-threshold": 536_870_912, "thresholds": [
             ["name": "warn", "write-threshold": 858_993_459, "percent": 80, "mode": "re-arm", "fire-if-past": false,
              "armed": true, "fired": 0],
         ]],
         ["node-name": "file0", "size": 1_073_741_824, "highest-offset": 8192, "write-threshold": -1, "thresholds": []],
-    ], "id": "thresholds"]
+    ])
 
-    private func feed(_ session: inout WatchSession, _ message: JSONValue) -> [WatchSession.Action] {
-        session.handle(.message(.value(message)), now: Self.now)
+    private func feed(_ session: inout WatchSession, _ input: WatchSession.Input) -> [WatchSession.Action] {
+        session.handle(input, now: Self.now)
     }
 
     private func sent(_ actions: [WatchSession.Action]) -> [String] {
-        actions.compactMap { if case .send(let m) = $0 { m["execute"]?.stringValue } else { nil } }
+        actions.compactMap { if case .execute(let query) = $0 { query.command } else { nil } }
     }
 
     private func records(_ actions: [WatchSession.Action]) -> [WatchRecord.Kind] {
         actions.compactMap { if case .record(let r) = $0 { r.kind } else { nil } }
     }
 
-    /// A session through the greeting, negotiation and command list, with its first refresh sent.
+    /// A session through the connection and command list, with its first refresh sent.
     private func runningSession(named: Bool = true) -> WatchSession {
         var session = WatchSession(daemon: "qmp.sock")
-        _ = feed(&session, Self.greeting)
-        _ = feed(&session, ["return": [:]])
+        _ = feed(&session, .connected(Self.greeting))
         _ = feed(&session, Self.commands(named ? ["query-blockstats", "__io.highwater_query-write-thresholds"] : ["query-blockstats"]))
         return session
     }
 
-    @Test func negotiatesThenListsCommandsThenRefreshes() {
+    @Test func reportsTheConnectionThenListsCommandsThenRefreshes() {
         var session = WatchSession(daemon: "qmp.sock")
-        #expect(sent(feed(&session, Self.greeting)) == ["qmp_capabilities"])
-        let afterNegotiation = feed(&session, ["return": [:]])
-        #expect(records(afterNegotiation) == [.connected(version: "7.2.0", package: "HighWater 0.1")])
-        #expect(sent(afterNegotiation) == ["query-commands"])
+        let connected = feed(&session, .connected(Self.greeting))
+        #expect(records(connected) == [.connected(version: "7.2.0", package: "HighWater 0.1")])
+        #expect(sent(connected) == ["query-commands"])
         let refresh = feed(&session, Self.commands(["__io.highwater_query-write-thresholds"]))
         #expect(sent(refresh) == ["query-named-block-nodes", "query-blockstats", "__io.highwater_query-write-thresholds"])
-        #expect(refresh.first == .send(["execute": "query-named-block-nodes", "arguments": ["flat": true], "id": "nodes"]))
+        #expect(WatchSession.Query.nodes.arguments == ["flat": true])
+        #expect(WatchSession.Query.statistics.arguments == ["query-nodes": true])
     }
 
     @Test func refreshJoinsTheRepliesOldestNodeFirst() {
@@ -86,14 +84,13 @@ import Testing
 
     @Test func eventsAreRecordedWithTheirTimestampAndTriggerOneRefreshAtATime() {
         var session = runningSession()
-        let event: JSONValue = [
-            "event": "BLOCK_WRITE_THRESHOLD", "data": ["node-name": "disk0", "amount-exceeded": 1, "write-threshold": 2],
-            "timestamp": ["seconds": 1_700_000_001, "microseconds": 5],
-        ]
+        let event = WatchSession.Input.event(QMPEvent(
+            name: "BLOCK_WRITE_THRESHOLD", data: ["node-name": "disk0", "amount-exceeded": 1, "write-threshold": 2],
+            timestamp: QMPTimestamp(seconds: 1_700_000_001, microseconds: 5)))
         // The first refresh is still out: the event is printed, the refresh only noted.
         let during = feed(&session, event)
         guard case .record(let record)? = during.first else { Issue.record("no record"); return }
-        #expect(record.timestamp == WatchTimestamp(seconds: 1_700_000_001, microseconds: 5))
+        #expect(record.timestamp == QMPTimestamp(seconds: 1_700_000_001, microseconds: 5))
         #expect(record.kind == .event(name: "BLOCK_WRITE_THRESHOLD", data: ["node-name": "disk0", "amount-exceeded": 1, "write-threshold": 2]))
         #expect(sent(during).isEmpty)
         _ = feed(&session, Self.statistics)
@@ -114,20 +111,28 @@ import Testing
         _ = feed(&session, Self.statistics)
         _ = feed(&session, Self.nodes)
         #expect(sent(session.handle(.tick, now: Self.now)).count == 2)
-        _ = feed(&session, ["return": [["node-name": "disk0", "stats": ["wr_highest_offset": 65536]]], "id": "statistics"])
-        let changes = records(feed(&session, ["return": [
+        _ = feed(&session, .reply(.statistics, [["node-name": "disk0", "stats": ["wr_highest_offset": 65536]]]))
+        let changes = records(feed(&session, .reply(.nodes, [
             ["node-name": "disk0", "write_threshold": 0, "image": ["virtual-size": 1_073_741_824]],
-        ], "id": "nodes"]))
+        ])))
         #expect(changes == [
             .nodeRemoved("file0"),
             .use(NodeUse(nodeName: "disk0", size: 1_073_741_824, highestOffset: 65536, writeThreshold: 0, thresholds: nil)),
         ])
     }
 
-    @Test func ticksBeforeNegotiationAndParseErrorsAreIgnored() {
+    @Test func ticksBeforeTheCommandListAndStrayRepliesAreIgnored() {
         var session = WatchSession(daemon: "x")
         #expect(session.handle(.tick, now: Self.now).isEmpty)
-        #expect(session.handle(.message(.error("JSON parse error")), now: Self.now).isEmpty)
-        #expect(sent(feed(&session, Self.greeting)) == ["qmp_capabilities"])
+        #expect(feed(&session, Self.nodes).isEmpty)
+        #expect(sent(feed(&session, .connected(Self.greeting))) == ["query-commands"])
+        #expect(session.handle(.tick, now: Self.now).isEmpty)
+    }
+
+    @Test func aFailedQueryLeavesItsPartEmpty() {
+        var session = runningSession(named: false)
+        _ = feed(&session, .reply(.statistics, nil))
+        let uses = records(feed(&session, Self.nodes))
+        #expect(uses.first == .use(NodeUse(nodeName: "file0", size: 1_073_741_824, highestOffset: 0, writeThreshold: .max, thresholds: nil)))
     }
 }

@@ -5,7 +5,7 @@ import NIOCore
 /// command's promise by its `id`, and passes events on in arrival order.
 ///
 /// Outbound it takes `Request`s: the handler numbers them, so ids are unique per connection
-/// and replies can come in any order.
+/// and replies can come in any order. When the connection ends, `ended` learns why.
 final class QMPClientHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Request
@@ -20,15 +20,17 @@ final class QMPClientHandler: ChannelDuplexHandler {
     private var parser = JSONStreamParser()
     private var nextID: Int64 = 1
     private var pending: [Int64: Request] = [:]
-    private let greeting: EventLoopPromise<Void>
+    private let greeting: EventLoopPromise<QMPGreeting>
     private var greeted = false
     private let events: AsyncStream<QMPEvent>.Continuation
+    private let ended: EventLoopPromise<QMPClientError>
     /// What waiting callers learn when the connection ends.
     private var endReason = QMPClientError.connectionClosed
 
-    init(greeting: EventLoopPromise<Void>, events: AsyncStream<QMPEvent>.Continuation) {
+    init(greeting: EventLoopPromise<QMPGreeting>, events: AsyncStream<QMPEvent>.Continuation, ended: EventLoopPromise<QMPClientError>) {
         self.greeting = greeting
         self.events = events
+        self.ended = ended
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -65,13 +67,14 @@ final class QMPClientHandler: ChannelDuplexHandler {
     private func handle(_ value: JSONValue) -> String? {
         guard let message = value.objectValue else { return "a message that is not an object" }
         if !greeted {
-            guard message["QMP"] != nil else { return "no greeting" }
+            guard let offer = message["QMP"] else { return "no greeting" }
             greeted = true
-            greeting.succeed()
+            greeting.succeed(QMPGreeting(offer))
             return nil
         }
         if let name = message["event"]?.stringValue {
-            events.yield(QMPEvent(name: name, data: message["data"]?.objectValue ?? JSONObject()))
+            events.yield(QMPEvent(
+                name: name, data: message["data"]?.objectValue ?? JSONObject(), timestamp: QMPTimestamp(message["timestamp"])))
             return nil
         }
         guard case .int(let id)? = message["id"], let request = pending.removeValue(forKey: id) else {
@@ -104,6 +107,7 @@ final class QMPClientHandler: ChannelDuplexHandler {
         for request in pending.values { request.reply.fail(endReason) }
         pending.removeAll()
         events.finish()
+        ended.succeed(endReason)
         context.fireChannelInactive()
     }
 }
