@@ -17,6 +17,9 @@ import Glibc
 final class DaemonRuntime: Sendable {
     let logger: Logger
     let eventLoops: MultiThreadedEventLoopGroup
+    /// The monitors' own loop (QEMU's main loop): events reach QMP clients without waiting
+    /// behind NBD work on a shared loop.
+    let monitorLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let ioExecutor: ThreadPoolBlockIOExecutor
     let runner = CommandRunner()
     let hub: MonitorHub
@@ -181,12 +184,12 @@ final class DaemonRuntime: Sendable {
         switch chardev.backend {
         case .socket(let socket):
             let listenAddress = try ListenAddress(socket.address)
-            let channel = try SocketListener.bind(listenAddress, group: eventLoops, childInitializer: initializer)
+            let channel = try SocketListener.bind(listenAddress, group: monitorLoop, childInitializer: initializer)
             listeners.withLock { $0.append((channel, { if case .unix(let path) = listenAddress { path } else { nil } }())) }
         case .other:
             preconditionFailure("unsupported chardevs are refused by --chardev")
         case .stdio:
-            let channel = try NIOPipeBootstrap(group: eventLoops)
+            let channel = try NIOPipeBootstrap(group: monitorLoop)
                 .channelInitializer(initializer)
                 .takingOwnershipOfDescriptors(input: dup(0), output: dup(1))
                 .wait()
@@ -210,6 +213,7 @@ final class DaemonRuntime: Sendable {
         await runner.shutdown()
         await ioExecutor.shutdown()
         try? await eventLoops.shutdownGracefully()
+        try? await monitorLoop.shutdownGracefully()
     }
 }
 
