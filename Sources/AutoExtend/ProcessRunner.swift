@@ -44,11 +44,15 @@ public struct ProcessRunner: Sendable {
     private static func runBlocking(_ arguments: [String], environment: [String: String], timeout: Duration) throws(ExtendError) -> Outcome {
         precondition(!arguments.isEmpty)
         var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw ExtendError("pipe: \(String(cString: strerror(errno)))") }
+        // Close-on-exec from the start (not set afterwards): a process spawned meanwhile by
+        // another thread must not inherit the write end and hold our end-of-file back. Only
+        // the child's dup2 copies outlive this call. (A socket pair, as Glibc's module has no
+        // pipe2.)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &pipeEnds) == 0 else {
+            throw ExtendError("socketpair: \(String(cString: strerror(errno)))")
+        }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        // Only the child's dup2 copies may outlive this call.
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
         defer { close(readEnd) }
 
         var actions = posix_spawn_file_actions_t()
