@@ -84,9 +84,6 @@ struct JSONLexer {
 
     private static func step(from state: State, _ byte: UInt8) -> Step {
         let isDigit = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-        // Number and keyword tokens end at any ASCII byte they cannot absorb; a non-ASCII
-        // byte right after them is an error instead.
-        let endsToken = byte < 0x80
         switch state {
         case .start:
             switch byte {
@@ -130,7 +127,7 @@ struct JSONLexer {
         case .zero:
             if isDigit { return .error }
             if byte == UInt8(ascii: ".") { return .append(.decimalPoint) }
-            return endsToken ? .finishBefore(.integer) : .error
+            return .finishBefore(.integer)
         case .sign:
             if byte == UInt8(ascii: "0") { return .append(.zero) }
             return isDigit ? .append(.digits) : .error
@@ -138,13 +135,13 @@ struct JSONLexer {
             if isDigit { return .append(.digits) }
             if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { return .append(.exponentMark) }
             if byte == UInt8(ascii: ".") { return .append(.decimalPoint) }
-            return endsToken ? .finishBefore(.integer) : .error
+            return .finishBefore(.integer)
         case .decimalPoint:
             return isDigit ? .append(.fractionDigits) : .error
         case .fractionDigits:
             if isDigit { return .append(.fractionDigits) }
             if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { return .append(.exponentMark) }
-            return endsToken ? .finishBefore(.float) : .error
+            return .finishBefore(.float)
         case .exponentMark:
             if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") { return .append(.exponentSign) }
             return isDigit ? .append(.exponentDigits) : .error
@@ -152,10 +149,10 @@ struct JSONLexer {
             return isDigit ? .append(.exponentDigits) : .error
         case .exponentDigits:
             if isDigit { return .append(.exponentDigits) }
-            return endsToken ? .finishBefore(.float) : .error
+            return .finishBefore(.float)
         case .keyword:
             if (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) { return .append(.keyword) }
-            return endsToken ? .finishBefore(.keyword) : .error
+            return .finishBefore(.keyword)
         }
     }
 }

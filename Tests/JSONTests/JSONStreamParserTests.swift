@@ -167,12 +167,17 @@ private let expectingValue = error("JSON parse error, expecting value")
     let cases: [([UInt8], String)] = [
         (bytes("-x"), "-x"), (bytes("1.x"), "1.x"), (bytes("1e+x"), "1e+x"), (bytes("1ex"), "1ex"),
         (bytes("00"), "00"), (bytes("Tru"), "T"), (bytes("%d"), "%"),
-        (bytes("1") + [0xC3], "1\u{FFFD}"), (bytes("true") + [0xC3], "true\u{FFFD}"),
         ([0x22, 0x5C, 0x01], "\"\\\u{01}"), ([0x27, 0x61, 0x0A], "'a\n"),
     ]
     for (input, stray) in cases {
         #expect(parse(input + [0x0A]) == [error("JSON parse error, stray '\(stray)'")], "\(input)")
     }
+}
+
+@Test func numbersAndKeywordsEndAtAnyByteTheyCannotAbsorb() {
+    expectItems(bytes("1") + [0xC3], [.value(1), error("JSON parse error, stray '\u{FFFD}'")])
+    expectItems(bytes("[1, tru") + [0x80] + bytes("e]"), [error("JSON parse error, stray '\u{FFFD}'"), expectingValue])
+    expectItems(bytes("true") + [0x01], [.value(true), error("JSON parse error, stray '\u{01}'")])
 }
 
 @Test func numbers() {
