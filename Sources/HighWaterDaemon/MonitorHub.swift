@@ -30,15 +30,17 @@ final class MonitorHub: QMPEventEmitter {
     }
 
     /// Sends an event to every monitor in command mode and logs it.
+    ///
+    /// Delivery comes first: a manager waiting for the event should not wait for our log.
     func emit(_ name: String, data: JSONObject?) {
         let timestamp = Self.wallClock()
+        for connection in connections.withLock({ Array($0.values) }) {
+            connection.deliverEvent(name: name, data: data, timestamp: timestamp)
+        }
         if let data {
             logger.info("event \(name) \(String(decoding: JSONValue.object(data).serialized(), as: UTF8.self))")
         } else {
             logger.info("event \(name)")
-        }
-        for connection in connections.withLock({ Array($0.values) }) {
-            connection.deliverEvent(name: name, data: data, timestamp: timestamp)
         }
     }
 
