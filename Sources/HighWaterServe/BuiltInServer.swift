@@ -72,6 +72,7 @@ public enum BuiltInServer {
         }
         if let message = plan.message(disk: layout.disk) {
             print(message)
+            fflush(nil)
         }
         return (max(plan.volumeSize, length), image.virtualSize)
     }
