@@ -101,12 +101,3 @@ public enum BuiltInServer {
         _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     }
 }
-
-/// Why `serve` cannot start.
-struct ServeError: Error {
-    var message: String
-
-    init(_ message: String) {
-        self.message = message
-    }
-}
