@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "ImageTools", dependencies: ["BlockCore", "BlockDrivers", "JSON", "QAPI"]),
         // Composition root: command line processing, sockets, services, signals.
         .target(name: "HighWaterDaemon", dependencies: [
-            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer", "ImageTools",
+            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -80,8 +80,16 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // `highwater serve`: the whole thin-provisioning loop in one process — a thin qcow2
+        // on a small file volume, exported with writes held on ENOSPC, and the AutoExtend
+        // controller growing the volume over a private monitor — for a first look.
+        .target(name: "HighWaterServe", dependencies: [
+            "HighWaterDaemon", "AutoExtend", "ImageTools", "QMPClient",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "highwater", dependencies: [
-            "HighWaterDaemon", "ImageTools", "AutoExtend", "HighWaterWatch", "QMPClient",
+            "HighWaterDaemon", "HighWaterServe", "ImageTools", "AutoExtend", "HighWaterWatch", "QMPClient",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -111,6 +119,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "HighWaterServeTests", dependencies: ["HighWaterServe", "AutoExtend", "QMPClient"]),
         .testTarget(name: "HighWaterWatchTests", dependencies: ["HighWaterWatch", "QMPClient", "JSON"]),
     ]
 )

@@ -71,6 +71,12 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
                 await volume.detach()
             }
             connectedGauge.set(Int64(0))
+            // Cancelled (the stream ends with the task): a shutdown, not a lost connection.
+            if Task.isCancelled {
+                await client.close()
+                logger.info("disconnected")
+                return
+            }
             // A connection that keeps dropping at once (a command failing every time) backs
             // off like one that cannot be made.
             if connectedAt.duration(to: clock.now) < .seconds(1) {

@@ -23,11 +23,15 @@ public enum StorageDaemon {
 
     /// Runs the daemon; returns the process exit status.
     /// - Parameter onReady: called on the command thread once startup is complete, with the
-    ///   command executor (the built-in server arms its threshold there).
+    ///   command executor (the built-in server prints its welcome and starts its controller there).
     /// - Parameter daemonizer: the forked child's link to its waiting parent (`--daemonize`).
+    /// - Parameter companions: services that run next to the daemon in its service group
+    ///   (the built-in server's volume controller): started with it, shut down before it on
+    ///   a signal or `quit`; one that ends, or fails, shuts the whole group down (a failure
+    ///   is reported like a startup error).
     public static func main(
         arguments: [String], logLevel: Logger.Level = .notice, daemonizer: Daemonizer? = nil,
-        onReady: (@Sendable (HighWaterCommands) -> Void)? = nil
+        companions: [any Service] = [], onReady: (@Sendable (HighWaterCommands) -> Void)? = nil
     ) async -> Int32 {
         let options: [QSDOption]
         do {
@@ -50,8 +54,12 @@ public enum StorageDaemon {
         let runtime = DaemonRuntime(logger: logger)
         // The service group handles the signals from before startup on: a SIGTERM that
         // arrives while options are processed shuts the daemon down once they are.
+        let daemon = DaemonService(runtime: runtime, options: options, daemonizer: daemonizer, onReady: onReady)
+        // The group shuts its services down in reverse order: companions before the daemon.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: DaemonService(runtime: runtime, options: options, daemonizer: daemonizer, onReady: onReady))],
+            services: [.init(service: daemon)] + companions.map {
+                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
             gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
             logger: logger))
         runtime.quitTrigger.install { Task { await group.triggerGracefulShutdown() } }

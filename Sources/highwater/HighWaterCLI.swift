@@ -1,5 +1,7 @@
 import ArgumentParser
+import AutoExtend
 import HighWaterDaemon
+import HighWaterServe
 import HighWaterWatch
 import ImageTools
 import Logging
@@ -36,17 +38,44 @@ struct Daemon: AsyncParsableCommand {
 /// `highwater serve`: the built-in default for a newcomer.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create ./highwater-data/ with a 10 GiB thin disk, export it over NBD, open QMP, arm a write threshold."
+        abstract: "Serve a 10 GiB thin disk over NBD from ./highwater-data/, on a small volume that a built-in controller grows as it fills.",
+        discussion: """
+            The disk (disk.qcow2) sits on a file volume of --volume-size; a write threshold fires \
+            when less than half a chunk is free, and the built-in controller grows the volume by \
+            --chunk. Writes that find the volume full wait instead of failing. QMP: qmp.sock in the folder.
+            """
     )
 
     @Option(help: "Folder for the disk and the sockets.")
-    var dir: String = "highwater-data"
+    var dir: String = ServeOptions.defaultDirectory
 
-    @Option(help: "Virtual size of the disk created on first run, in bytes.")
-    var size: UInt64 = 10 << 30
+    @Option(help: "Virtual size of the disk created on first run (bytes, or with K, M, G, T suffix).")
+    var size: String = "10G"
+
+    @Option(help: "Size of the disk's volume on first run (at least 1M).")
+    var volumeSize: String = "256M"
+
+    @Option(help: "Bytes added to the volume per extension (at least 1M).")
+    var chunk: String = "256M"
+
+    func validate() throws {
+        _ = try options()
+    }
 
     func run() async throws {
-        throw ExitCode(await BuiltInServer.main(directory: dir, diskSize: size))
+        throw ExitCode(await BuiltInServer.main(try options()))
+    }
+
+    private func options() throws -> ServeOptions {
+        func parse(_ text: String, _ flag: String, atLeastMiB: Bool) throws -> UInt64 {
+            guard let value = AutoExtendConfiguration.size(text), value >= (atLeastMiB ? 1 << 20 : 1) else {
+                throw ValidationError("\(flag): expected \(atLeastMiB ? "a size of at least 1M" : "a positive size") (bytes, or with a K, M, G, T suffix).")
+            }
+            return value
+        }
+        return ServeOptions(
+            directory: dir, diskSize: try parse(size, "--size", atLeastMiB: false),
+            volumeSize: try parse(volumeSize, "--volume-size", atLeastMiB: true), chunk: try parse(chunk, "--chunk", atLeastMiB: true))
     }
 }
 
