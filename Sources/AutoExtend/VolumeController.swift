@@ -48,8 +48,10 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         nodeName == configuration.nodeName || node?.formatNodeNames.contains(nodeName) == true
     }
 
-    /// A (re)connected daemon reports the node as `info`.
-    public func attach(_ session: any VolumeDaemonSession, node info: VolumeNodeInfo) throws(ConfigurationError) {
+    /// A (re)connected daemon reports the node as `info`, and whether an export on it holds
+    /// writes for lack of space (then it is extended at once: the event saying so may have
+    /// been sent while no controller listened).
+    public func attach(_ session: any VolumeDaemonSession, node info: VolumeNodeInfo, writesHeld: Bool = false) throws(ConfigurationError) {
         if machine == nil {
             let maximum = try Self.maximum(configuration, info)
             let policy = ExtendPolicy(chunk: configuration.chunk, utilizationPercent: configuration.utilizationPercent, maximum: maximum)
@@ -65,7 +67,7 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         self.session = session
         node = info
         metrics.capacity.set(Int64(clamping: info.capacity))
-        perform(machine!.connected(capacity: info.capacity))
+        perform(machine!.connected(capacity: info.capacity, writesHeld: writesHeld, now: clock.now))
     }
 
     /// The daemon connection is gone.
@@ -230,6 +232,9 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
             logger.warning("the volume has its maximum size: no further extension", metadata: ["size": .stringConvertible(capacity)])
             metrics.atMaximum.set(Int64(1))
             metrics.capacity.set(Int64(clamping: capacity))
+        case .writesHeld:
+            logger.warning("the daemon holds writes for lack of space: extending at once")
+            metrics.noSpaceEvents.increment()
         case .noSpaceAtMaximum(let capacity):
             logger.error("a write found no space and the volume is at its maximum size", metadata: ["size": .stringConvertible(capacity)])
         case .extended(let from, let to, let latency):

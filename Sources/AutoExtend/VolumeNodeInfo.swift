@@ -63,6 +63,29 @@ public struct VolumeNodeInfo: Sendable, Equatable {
         }
         return offset
     }
+
+    /// `highest-offset` of the one node in the reply of
+    /// `__io.highwater_query-write-thresholds` with `node-name` (HighWater's per-node query:
+    /// `query-blockstats` reports every node, which at hundreds of volumes costs more than
+    /// the extension it precedes).
+    public static func highestOffset(of nodeName: String, inWriteThresholds reply: JSONValue) throws(VolumeNodeError) -> UInt64 {
+        guard let entry = reply.arrayValue?.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
+            throw .unknownNode(nodeName, known: reply.arrayValue?.compactMap { $0["node-name"]?.stringValue } ?? [])
+        }
+        guard let offset = entry["highest-offset"]?.unsignedValue else {
+            throw .malformedReply("no highest-offset for node '\(nodeName)'")
+        }
+        return offset
+    }
+
+    /// The nodes of the exports that hold writes for lack of space, in the reply of
+    /// `query-block-exports`: those whose `__io.highwater_io-status` is `nospace`
+    /// (qemu-storage-daemon reports none).
+    public static func nodesHoldingWrites(inExports reply: JSONValue) -> Set<String> {
+        Set((reply.arrayValue ?? []).compactMap { export in
+            export["__io.highwater_io-status"]?.stringValue == "nospace" ? export["node-name"]?.stringValue : nil
+        })
+    }
 }
 
 extension JSONValue {

@@ -10,6 +10,9 @@
 /// - the threshold is armed *before* the highest offset is read: a write crossing it after
 ///   arming fires the event, one before arming is seen in the offset ("already passed");
 /// - an event for a threshold other than the one armed last is stale and ignored;
+/// - writes found held for lack of space on connecting are a no-space event: the event that
+///   reported them may have gone out while nobody listened, and the highest written offset
+///   does not show a write that failed;
 /// - at the maximum size nothing is armed and nothing extended: no busy loop;
 /// - a failed extension is retried after `RetryBackoff`, consecutive failures doubling it.
 public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration, Instant: Sendable {
@@ -60,6 +63,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         case reachedMaximum(capacity: UInt64)
         /// A write failed for lack of space though the volume is at its maximum.
         case noSpaceAtMaximum(capacity: UInt64)
+        /// On connecting, the daemon holds writes to the volume for lack of space.
+        case writesHeld
         case extended(from: UInt64, to: UInt64, latency: Duration)
     }
 
@@ -78,18 +83,25 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
 
     // MARK: Connection
 
-    /// The daemon was (re)connected and reports the volume's size.
-    public mutating func connected(capacity: UInt64) -> [Action] {
+    /// The daemon was (re)connected and reports the volume's size, and whether it holds
+    /// writes to the volume for lack of space (an export's `__io.highwater_io-status` is
+    /// `nospace`): those are extended for at once, whatever the threshold would say.
+    public mutating func connected(capacity: UInt64, writesHeld: Bool = false, now: Instant) -> [Action] {
         isConnected = true
         switch phase {
         case .extending, .waitingToRetry:
-            // The extension (or its retry) goes on; it arms when it finishes. Its target was
-            // computed from the size known then, which is still the best guess.
+            // The extension (or its retry) goes on; it arms when it finishes (and writes still
+            // held after it are reported again). Its target was computed from the size known
+            // then, which is still the best guess.
             self.capacity = self.capacity.map { max($0, capacity) } ?? capacity
-            return []
+            return writesHeld ? [.report(.writesHeld), .report(.coalesced)] : []
         case .disconnected, .arming, .armed, .atMaximum:
             self.capacity = capacity
-            return settle()
+            guard writesHeld else { return settle() }
+            if policy.isAtMaximum(capacity: capacity) {
+                return [.report(.writesHeld)] + settle() + [.report(.noSpaceAtMaximum(capacity: capacity))]
+            }
+            return [.report(.writesHeld)] + startExtension(now: now)
         }
     }
 

@@ -238,4 +238,23 @@ import Testing
         #expect(backend.requests.map(\.requestedSize) == [128 * mib])
         #expect(daemon.thresholds == [32 * mib, 32 * mib, 96 * mib])
     }
+
+    @Test func aControllerAttachingWhileWritesAreHeldExtendsAtOnce() async throws {
+        let clock = ManualClock()
+        // The write that found no space is not in the highest offset: arming alone would
+        // find nothing to do, and the stall's event went out before this controller listened.
+        let daemon = FakeDaemon(capacity: 64 * mib)
+        let backend = FakeBackend(daemon: daemon)
+        let metrics = AutoExtendMetrics()
+        let controller = makeController(backend: backend, clock: clock, metrics: metrics)
+        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"), writesHeld: true)
+        await controller.quiesce()
+        #expect(backend.requests.map(\.requestedSize) == [128 * mib])
+        #expect(daemon.thresholds == [96 * mib])
+        #expect(await controller.phase == .armed(threshold: 96 * mib))
+        let exposition = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(exposition.contains(#"highwater_autoextend_nospace_events_total{node="vol0"} 1"#))
+        #expect(exposition.contains(#"highwater_autoextend_extensions_total{node="vol0"} 1"#))
+        #expect(clock.pendingDeadlines.isEmpty)
+    }
 }

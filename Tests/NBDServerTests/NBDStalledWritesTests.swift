@@ -61,6 +61,7 @@ import Testing
         try write(client, cookie: 4, at: 0, 0xC)
         #expect(try client.receive() == [success(4)])
         #expect(export.heldWriteCount == 3)
+        #expect(export.ioStatus == .noSpace)
         #expect(stalls.recorded == ["e0"])
 
         loop.advanceTime(by: .milliseconds(50))
@@ -76,6 +77,7 @@ import Testing
         ])
         #expect(stalls.recorded == ["e0"])
         #expect(export.heldWriteCount == 0)
+        #expect(export.ioStatus == .ok)
 
         // Nothing held: nothing polls.
         let queries = volume.sizeQueries
