@@ -92,7 +92,7 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
     /// whose events concern them (the volume's node and the format nodes on it).
     private func attachVolumes(_ client: QMPClient, strict: Bool) async throws -> [String: [VolumeController<C>]] {
         let session = try await QMPDaemonSession.negotiate(client)
-        let nodes = try await session.namedBlockNodes()
+        let nodes = VolumeNodeInfo.Catalog(try await session.namedBlockNodes())
         // Read after the event stream started: a stall from now on is also an event.
         let holding: Set<String>
         do {
