@@ -113,9 +113,9 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
     private func perform(_ actions: [VolumeStateMachine<C.Instant>.Action]) {
         for action in actions {
             switch action {
-            case .arm(let threshold):
+            case .arm(let threshold, let checkingHeldWrites):
                 let generation = self.generation
-                spawn { await $0.arm(threshold, generation: generation) }
+                spawn { await $0.arm(threshold, checkingHeldWrites: checkingHeldWrites, generation: generation) }
             case .extend(let from, let to, let attempt):
                 spawn { await $0.extend(from: from, to: to, attempt: attempt) }
             case .retry(let due, let delay, let failures):
@@ -146,16 +146,17 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         running[number] = nil
     }
 
-    private func arm(_ threshold: UInt64, generation: Int) async {
+    private func arm(_ threshold: UInt64, checkingHeldWrites: Bool, generation: Int) async {
         guard generation == self.generation, let session else { return }
         do {
             try await session.setWriteThreshold(configuration.nodeName, to: threshold)
             let highest = try await session.highestOffset(configuration.nodeName)
+            let writesHeld = checkingHeldWrites ? try await session.nodesHoldingWrites().contains(where: concerns) : false
             guard generation == self.generation else { return }
             metrics.threshold.set(Int64(clamping: threshold))
             metrics.highestOffset.set(Int64(clamping: highest))
             logger.info("write threshold armed", metadata: ["threshold": .stringConvertible(threshold), "highest-offset": .stringConvertible(highest)])
-            perform(machine!.armed(threshold: threshold, highestOffset: highest, now: clock.now))
+            perform(machine!.armed(threshold: threshold, highestOffset: highest, writesHeld: writesHeld, now: clock.now))
         } catch {
             guard generation == self.generation else { return }
             // The session is unusable for this node (closed, or the node went away):

@@ -12,7 +12,9 @@
 /// - an event for a threshold other than the one armed last is stale and ignored;
 /// - writes found held for lack of space on connecting are a no-space event: the event that
 ///   reported them may have gone out while nobody listened, and the highest written offset
-///   does not show a write that failed;
+///   does not show a write that failed. Likewise after an extension into which a no-space
+///   event was merged: that event may be the daemon's word that the growth was not enough,
+///   so the arming after it also asks whether writes are still held;
 /// - at the maximum size nothing is armed and nothing extended: no busy loop;
 /// - a failed extension is retried after `RetryBackoff`, consecutive failures doubling it.
 public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration, Instant: Sendable {
@@ -39,9 +41,10 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
 
     /// What the runtime must do, or report.
     public enum Action: Sendable, Equatable {
-        /// Set the write threshold on the node, then read its `wr_highest_offset` and call
-        /// `armed(threshold:highestOffset:now:)`.
-        case arm(threshold: UInt64)
+        /// Set the write threshold on the node, then read its `wr_highest_offset` (and with
+        /// `checkingHeldWrites`, whether an export on it holds writes) and call
+        /// `armed(threshold:highestOffset:writesHeld:now:)`.
+        case arm(threshold: UInt64, checkingHeldWrites: Bool = false)
         /// Grow the volume to `to` bytes, then read the size the daemon sees and call
         /// `extendSucceeded(capacity:now:)` or `extendFailed(now:)`.
         case extend(from: UInt64, to: UInt64, attempt: Int)
@@ -75,6 +78,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
     public private(set) var capacity: UInt64?
     public private(set) var isConnected = false
     private var failures = 0
+    /// A no-space event was merged into the extension in flight (or its retries).
+    private var noSpaceDuringExtension = false
 
     public init(policy: ExtendPolicy, backoff: RetryBackoff) {
         self.policy = policy
@@ -94,7 +99,9 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
             // held after it are reported again). Its target was computed from the size known
             // then, which is still the best guess.
             self.capacity = self.capacity.map { max($0, capacity) } ?? capacity
-            return writesHeld ? [.report(.writesHeld), .report(.coalesced)] : []
+            guard writesHeld else { return [] }
+            noSpaceDuringExtension = true
+            return [.report(.writesHeld), .report(.coalesced)]
         case .disconnected, .arming, .armed, .atMaximum:
             self.capacity = capacity
             guard writesHeld else { return settle() }
@@ -114,9 +121,13 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         }
     }
 
-    /// The threshold asked for by `.arm` is set, and `highestOffset` was read after that.
-    public mutating func armed(threshold: UInt64, highestOffset: UInt64, now: Instant) -> [Action] {
+    /// The threshold asked for by `.arm` is set, and `highestOffset` (and whether writes are
+    /// held, if asked) was read after that.
+    public mutating func armed(threshold: UInt64, highestOffset: UInt64, writesHeld: Bool = false, now: Instant) -> [Action] {
         guard phase == .arming(threshold: threshold) else { return [] }
+        if writesHeld {
+            return [.report(.writesHeld)] + startExtension(now: now)
+        }
         // QEMU fires when a write ends past the threshold.
         if highestOffset > threshold {
             return [.report(.alreadyPastThreshold(highestOffset: highestOffset, threshold: threshold))] + startExtension(now: now)
@@ -147,6 +158,7 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
             // Disconnected cannot deliver events; a capacity is known once connected.
             return capacity == nil ? [] : startExtension(now: now)
         case .extending, .waitingToRetry:
+            noSpaceDuringExtension = true
             return [.report(.coalesced)]
         case .atMaximum:
             return [.report(.noSpaceAtMaximum(capacity: capacity ?? 0))]
@@ -189,6 +201,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
     /// Arms the threshold for the known size, or stops at the maximum.
     private mutating func settle() -> [Action] {
         guard let capacity else { return [] }
+        let checkingHeldWrites = noSpaceDuringExtension
+        noSpaceDuringExtension = false
         if policy.isAtMaximum(capacity: capacity) {
             let already = phase == .atMaximum
             phase = .atMaximum
@@ -196,7 +210,7 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         }
         let threshold = policy.threshold(capacity: capacity)
         phase = .arming(threshold: threshold)
-        return [.arm(threshold: threshold)]
+        return [.arm(threshold: threshold, checkingHeldWrites: checkingHeldWrites)]
     }
 
     private mutating func startExtension(now: Instant) -> [Action] {

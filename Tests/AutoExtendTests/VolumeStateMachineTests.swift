@@ -56,8 +56,9 @@ import Testing
         #expect(machine.noSpace(now: at(1)) == [.report(.coalesced)])
         #expect(machine.thresholdExceeded(writeThreshold: 32 * mib, now: at(2)) == [.report(.coalesced)])
         #expect(machine.noSpace(now: at(3)) == [.report(.coalesced)])
-        // One extension, then the re-arm decides whether another is needed.
-        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(5)).last == .arm(threshold: 96 * mib))
+        // One extension, then the re-arm decides whether another is needed (asking whether
+        // writes are still held: a no-space event was merged).
+        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(5)).last == .arm(threshold: 96 * mib, checkingHeldWrites: true))
         #expect(machine.armed(threshold: 96 * mib, highestOffset: 100 * mib, now: at(6)) == [
             .report(.alreadyPastThreshold(highestOffset: 100 * mib, threshold: 96 * mib)),
             .extend(from: 128 * mib, to: 192 * mib, attempt: 1),
@@ -167,7 +168,7 @@ import Testing
         #expect(machine.phase == .extending(.init(from: 64 * mib, to: 128 * mib, attempt: 1, started: at(7))))
         // The held writes' event, delivered too, is merged into the extension.
         #expect(machine.noSpace(now: at(8)) == [.report(.coalesced)])
-        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(9)).last == .arm(threshold: 96 * mib))
+        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(9)).last == .arm(threshold: 96 * mib, checkingHeldWrites: true))
     }
 
     @Test func writesHeldOnReconnectingWhileArmedOrArmingExtend() {
@@ -188,7 +189,7 @@ import Testing
         _ = machine.noSpace(now: at(0))
         machine.disconnected()
         #expect(machine.connected(capacity: 64 * mib, writesHeld: true, now: at(1)) == [.report(.writesHeld), .report(.coalesced)])
-        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(3)).last == .arm(threshold: 96 * mib))
+        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(3)).last == .arm(threshold: 96 * mib, checkingHeldWrites: true))
     }
 
     @Test func writesHeldAtTheMaximumAreOnlyReported() {
@@ -211,5 +212,22 @@ import Testing
         var machine = Machine(policy: policy, backoff: backoff)
         #expect(machine.noSpace(now: at(0)) == [])
         #expect(machine.phase == .disconnected)
+    }
+
+    @Test func writesStillHeldAfterAnExtensionThatWasNotEnoughExtendAgain() {
+        // The daemon ran the held write again once the volume grew, it found no space again
+        // and said so while the extension was still finishing here: merged into it, and the
+        // highest offset does not show the write. The arming after it asks.
+        var machine = armedMachine()
+        #expect(machine.noSpace(now: at(0)) == [.extend(from: 64 * mib, to: 128 * mib, attempt: 1)])
+        #expect(machine.noSpace(now: at(1)) == [.report(.coalesced)])
+        #expect(machine.extendSucceeded(capacity: 128 * mib, now: at(2)).last == .arm(threshold: 96 * mib, checkingHeldWrites: true))
+        #expect(machine.armed(threshold: 96 * mib, highestOffset: 60 * mib, writesHeld: true, now: at(3)) == [
+            .report(.writesHeld), .extend(from: 128 * mib, to: 192 * mib, attempt: 1),
+        ])
+        // Enough this time: the next arming asks nothing, and nothing more happens.
+        #expect(machine.extendSucceeded(capacity: 192 * mib, now: at(4)).last == .arm(threshold: 160 * mib))
+        #expect(machine.armed(threshold: 160 * mib, highestOffset: 60 * mib, now: at(5)) == [])
+        #expect(machine.phase == .armed(threshold: 160 * mib))
     }
 }
