@@ -44,5 +44,8 @@ def test_150_volumes_are_all_extended_in_time_and_idle_costs_nothing(subject_com
     assert results["writes"] == results["written_mib"] > 0
     assert results["volumes_extended"] == results["volumes_written"] > 0
     assert results["extensions"] >= results["volumes_written"]
+    # Growth beyond what the writes need only from rare races (a stall reported just after
+    # the growth that resolved it), never systematically.
+    assert results["needless_extensions"] <= max(2, results["extensions"] // 10)
     for role in ("daemon", "controller"):
         assert results["idle"][role]["cpu_seconds"] <= 0.15
