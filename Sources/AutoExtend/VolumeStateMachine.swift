@@ -66,7 +66,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         case reachedMaximum(capacity: UInt64)
         /// A write failed for lack of space though the volume is at its maximum.
         case noSpaceAtMaximum(capacity: UInt64)
-        /// On connecting, the daemon holds writes to the volume for lack of space.
+        /// The daemon holds writes to the volume for lack of space: found on connecting, or
+        /// when arming after an extension that merged a no-space event.
         case writesHeld
         case extended(from: UInt64, to: UInt64, latency: Duration)
     }
