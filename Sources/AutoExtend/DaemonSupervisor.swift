@@ -51,8 +51,9 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
             let connectedAt = clock.now
             logger.info("connected")
             connectedGauge.set(Int64(1))
+            var routes: [String: [VolumeController<C>]] = [:]
             do {
-                try await attachVolumes(client, strict: firstConnection)
+                routes = try await attachVolumes(client, strict: firstConnection)
             } catch let error as ConfigurationError {
                 await client.close()
                 connectedGauge.set(Int64(0))
@@ -62,8 +63,10 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
             }
             firstConnection = false
             // Events that arrived while attaching were buffered by the stream: none is lost.
+            // Each goes to the volumes of the node it names, not to all of them.
             for await event in client.events {
-                for volume in volumes {
+                guard let nodeName = event.data["node-name"]?.stringValue else { continue }
+                for volume in routes[nodeName] ?? [] {
                     await volume.handle(event)
                 }
             }
@@ -91,17 +94,31 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
         }
     }
 
-    private func attachVolumes(_ client: QMPClient, strict: Bool) async throws {
-        let session = QMPDaemonSession(client: client)
-        let nodes = try await session.namedBlockNodes()
+    /// Attaches every volume the daemon has; returns the volumes by the names of the nodes
+    /// whose events concern them (the volume's node and the format nodes on it).
+    private func attachVolumes(_ client: QMPClient, strict: Bool) async throws -> [String: [VolumeController<C>]] {
+        let session = try await QMPDaemonSession.negotiate(client)
+        let nodes = VolumeNodeInfo.Catalog(try await session.namedBlockNodes())
+        // Read after the event stream started: a stall from now on is also an event.
+        let holding: Set<String>
+        do {
+            holding = try await session.nodesHoldingWrites()
+        } catch {
+            logger.warning("cannot tell which exports hold writes", metadata: ["error": .string("\(error)")])
+            holding = []
+        }
+        var routes: [String: [VolumeController<C>]] = [:]
         for volume in volumes {
             do {
                 let info = try VolumeNodeInfo.find(volume.configuration.nodeName, in: nodes)
-                try await volume.attach(session, node: info)
+                let names = [info.nodeName] + info.formatNodeNames
+                try await volume.attach(session, node: info, writesHeld: names.contains(where: holding.contains))
+                for name in names { routes[name, default: []].append(volume) }
             } catch let error as VolumeNodeError {
                 guard !strict else { throw ConfigurationError("\(address): \(error)") }
                 logger.error("volume not managed on this connection", metadata: ["error": .string("\(error)")])
             }
         }
+        return routes
     }
 }

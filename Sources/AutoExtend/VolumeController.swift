@@ -48,8 +48,10 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         nodeName == configuration.nodeName || node?.formatNodeNames.contains(nodeName) == true
     }
 
-    /// A (re)connected daemon reports the node as `info`.
-    public func attach(_ session: any VolumeDaemonSession, node info: VolumeNodeInfo) throws(ConfigurationError) {
+    /// A (re)connected daemon reports the node as `info`, and whether an export on it holds
+    /// writes for lack of space (then it is extended at once: the event saying so may have
+    /// been sent while no controller listened).
+    public func attach(_ session: any VolumeDaemonSession, node info: VolumeNodeInfo, writesHeld: Bool = false) throws(ConfigurationError) {
         if machine == nil {
             let maximum = try Self.maximum(configuration, info)
             let policy = ExtendPolicy(chunk: configuration.chunk, utilizationPercent: configuration.utilizationPercent, maximum: maximum)
@@ -65,7 +67,7 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         self.session = session
         node = info
         metrics.capacity.set(Int64(clamping: info.capacity))
-        perform(machine!.connected(capacity: info.capacity))
+        perform(machine!.connected(capacity: info.capacity, writesHeld: writesHeld, now: clock.now))
     }
 
     /// The daemon connection is gone.
@@ -111,9 +113,9 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
     private func perform(_ actions: [VolumeStateMachine<C.Instant>.Action]) {
         for action in actions {
             switch action {
-            case .arm(let threshold):
+            case .arm(let threshold, let checkingHeldWrites):
                 let generation = self.generation
-                spawn { await $0.arm(threshold, generation: generation) }
+                spawn { await $0.arm(threshold, checkingHeldWrites: checkingHeldWrites, generation: generation) }
             case .extend(let from, let to, let attempt):
                 spawn { await $0.extend(from: from, to: to, attempt: attempt) }
             case .retry(let due, let delay, let failures):
@@ -144,16 +146,17 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
         running[number] = nil
     }
 
-    private func arm(_ threshold: UInt64, generation: Int) async {
+    private func arm(_ threshold: UInt64, checkingHeldWrites: Bool, generation: Int) async {
         guard generation == self.generation, let session else { return }
         do {
             try await session.setWriteThreshold(configuration.nodeName, to: threshold)
             let highest = try await session.highestOffset(configuration.nodeName)
+            let writesHeld = checkingHeldWrites ? try await session.nodesHoldingWrites().contains(where: concerns) : false
             guard generation == self.generation else { return }
             metrics.threshold.set(Int64(clamping: threshold))
             metrics.highestOffset.set(Int64(clamping: highest))
             logger.info("write threshold armed", metadata: ["threshold": .stringConvertible(threshold), "highest-offset": .stringConvertible(highest)])
-            perform(machine!.armed(threshold: threshold, highestOffset: highest, now: clock.now))
+            perform(machine!.armed(threshold: threshold, highestOffset: highest, writesHeld: writesHeld, now: clock.now))
         } catch {
             guard generation == self.generation else { return }
             // The session is unusable for this node (closed, or the node went away):
@@ -230,6 +233,9 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
             logger.warning("the volume has its maximum size: no further extension", metadata: ["size": .stringConvertible(capacity)])
             metrics.atMaximum.set(Int64(1))
             metrics.capacity.set(Int64(clamping: capacity))
+        case .writesHeld:
+            logger.warning("the daemon holds writes for lack of space: extending at once")
+            metrics.noSpaceEvents.increment()
         case .noSpaceAtMaximum(let capacity):
             logger.error("a write found no space and the volume is at its maximum size", metadata: ["size": .stringConvertible(capacity)])
         case .extended(let from, let to, let latency):

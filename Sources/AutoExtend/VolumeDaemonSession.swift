@@ -7,6 +7,8 @@ public protocol VolumeDaemonSession: Sendable {
     func setWriteThreshold(_ nodeName: String, to threshold: UInt64) async throws
     /// `wr_highest_offset` of the node.
     func highestOffset(_ nodeName: String) async throws -> UInt64
+    /// The nodes of the exports that hold writes for lack of space.
+    func nodesHoldingWrites() async throws -> Set<String>
     /// Drops the connection, so the controller starts over with a fresh look at the nodes.
     func reconnect() async
 }

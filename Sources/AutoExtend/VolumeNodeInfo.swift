@@ -21,29 +21,54 @@ public struct VolumeNodeInfo: Sendable, Equatable {
     /// highest offset of its allocations tracked on them.
     public static let protocolDrivers: Set<String> = ["host_device", "file"]
 
+    /// The nodes of a `query-named-block-nodes` reply (flat), indexed by name and by file:
+    /// finding each of hundreds of volumes does not scan every node.
+    public struct Catalog: Sendable {
+        /// In QEMU's order (parents first).
+        let nodes: [JSONValue]
+        let byName: [String: Int]
+        /// Positions of the nodes on each host file, in order.
+        let byFile: [String: [Int]]
+
+        public init(_ reply: JSONValue) {
+            nodes = reply.arrayValue ?? []
+            var byName: [String: Int] = [:]
+            var byFile: [String: [Int]] = [:]
+            for (position, node) in nodes.enumerated() {
+                if let name = node["node-name"]?.stringValue, byName[name] == nil { byName[name] = position }
+                if let file = node["file"]?.stringValue { byFile[file, default: []].append(position) }
+            }
+            self.byName = byName
+            self.byFile = byFile
+        }
+
+        func nodes(onFile file: String?) -> [JSONValue] {
+            file.map { (byFile[$0] ?? []).map { nodes[$0] } } ?? []
+        }
+    }
+
     /// Finds `nodeName` in the reply of `query-named-block-nodes` with `flat: true`.
     public static func find(_ nodeName: String, in reply: JSONValue) throws(VolumeNodeError) -> VolumeNodeInfo {
-        let nodes = reply.arrayValue ?? []
-        guard let node = nodes.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
-            let names = nodes.compactMap { $0["node-name"]?.stringValue }
-            throw .unknownNode(nodeName, known: names)
+        try find(nodeName, in: Catalog(reply))
+    }
+
+    /// Finds `nodeName` among the nodes of `catalog`.
+    public static func find(_ nodeName: String, in catalog: Catalog) throws(VolumeNodeError) -> VolumeNodeInfo {
+        guard let position = catalog.byName[nodeName] else {
+            throw .unknownNode(nodeName, known: catalog.nodes.compactMap { $0["node-name"]?.stringValue })
         }
+        let node = catalog.nodes[position]
+        let isProtocol = { (node: JSONValue) in protocolDrivers.contains(node["drv"]?.stringValue ?? "") }
         let driver = node["drv"]?.stringValue ?? ""
         guard protocolDrivers.contains(driver) else {
             // Name the protocol node under it, if there is one, to make the fix obvious.
-            let filename = node["file"]?.stringValue
-            let below = nodes.first {
-                $0["file"]?.stringValue == filename && protocolDrivers.contains($0["drv"]?.stringValue ?? "")
-            }?["node-name"]?.stringValue
+            let below = catalog.nodes(onFile: node["file"]?.stringValue).first(where: isProtocol)?["node-name"]?.stringValue
             throw .notAProtocolNode(nodeName, driver: driver, protocolNode: below)
         }
         guard let filename = node["file"]?.stringValue, let capacity = node["image"]?["virtual-size"]?.unsignedValue else {
             throw .malformedReply("node '\(nodeName)' lacks file or image.virtual-size")
         }
-        let formats = nodes.filter {
-            $0["file"]?.stringValue == filename && $0["node-name"]?.stringValue != nodeName
-                && !protocolDrivers.contains($0["drv"]?.stringValue ?? "")
-        }
+        let formats = catalog.nodes(onFile: filename).filter { $0["node-name"]?.stringValue != nodeName && !isProtocol($0) }
         // The node directly on the volume comes last in QEMU's order (parents first).
         let format = formats.last
         return VolumeNodeInfo(
@@ -62,6 +87,29 @@ public struct VolumeNodeInfo: Sendable, Equatable {
             throw .malformedReply("no stats.wr_highest_offset for node '\(nodeName)'")
         }
         return offset
+    }
+
+    /// `highest-offset` of the one node in the reply of
+    /// `__io.highwater_query-write-thresholds` with `node-name` (HighWater's per-node query:
+    /// `query-blockstats` reports every node, which at hundreds of volumes costs more than
+    /// the extension it precedes).
+    public static func highestOffset(of nodeName: String, inWriteThresholds reply: JSONValue) throws(VolumeNodeError) -> UInt64 {
+        guard let entry = reply.arrayValue?.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
+            throw .unknownNode(nodeName, known: reply.arrayValue?.compactMap { $0["node-name"]?.stringValue } ?? [])
+        }
+        guard let offset = entry["highest-offset"]?.unsignedValue else {
+            throw .malformedReply("no highest-offset for node '\(nodeName)'")
+        }
+        return offset
+    }
+
+    /// The nodes of the exports that hold writes for lack of space, in the reply of
+    /// `query-block-exports`: those whose `__io.highwater_io-status` is `nospace`
+    /// (qemu-storage-daemon reports none).
+    public static func nodesHoldingWrites(inExports reply: JSONValue) -> Set<String> {
+        Set((reply.arrayValue ?? []).compactMap { export in
+            export["__io.highwater_io-status"]?.stringValue == "nospace" ? export["node-name"]?.stringValue : nil
+        })
     }
 }
 

@@ -10,6 +10,11 @@
 /// - the threshold is armed *before* the highest offset is read: a write crossing it after
 ///   arming fires the event, one before arming is seen in the offset ("already passed");
 /// - an event for a threshold other than the one armed last is stale and ignored;
+/// - writes found held for lack of space on connecting are a no-space event: the event that
+///   reported them may have gone out while nobody listened, and the highest written offset
+///   does not show a write that failed. Likewise after an extension into which a no-space
+///   event was merged: that event may be the daemon's word that the growth was not enough,
+///   so the arming after it also asks whether writes are still held;
 /// - at the maximum size nothing is armed and nothing extended: no busy loop;
 /// - a failed extension is retried after `RetryBackoff`, consecutive failures doubling it.
 public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration, Instant: Sendable {
@@ -36,9 +41,10 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
 
     /// What the runtime must do, or report.
     public enum Action: Sendable, Equatable {
-        /// Set the write threshold on the node, then read its `wr_highest_offset` and call
-        /// `armed(threshold:highestOffset:now:)`.
-        case arm(threshold: UInt64)
+        /// Set the write threshold on the node, then read its `wr_highest_offset` (and with
+        /// `checkingHeldWrites`, whether an export on it holds writes) and call
+        /// `armed(threshold:highestOffset:writesHeld:now:)`.
+        case arm(threshold: UInt64, checkingHeldWrites: Bool = false)
         /// Grow the volume to `to` bytes, then read the size the daemon sees and call
         /// `extendSucceeded(capacity:now:)` or `extendFailed(now:)`.
         case extend(from: UInt64, to: UInt64, attempt: Int)
@@ -60,6 +66,9 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         case reachedMaximum(capacity: UInt64)
         /// A write failed for lack of space though the volume is at its maximum.
         case noSpaceAtMaximum(capacity: UInt64)
+        /// The daemon holds writes to the volume for lack of space: found on connecting, or
+        /// when arming after an extension that merged a no-space event.
+        case writesHeld
         case extended(from: UInt64, to: UInt64, latency: Duration)
     }
 
@@ -70,6 +79,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
     public private(set) var capacity: UInt64?
     public private(set) var isConnected = false
     private var failures = 0
+    /// A no-space event was merged into the extension in flight (or its retries).
+    private var noSpaceDuringExtension = false
 
     public init(policy: ExtendPolicy, backoff: RetryBackoff) {
         self.policy = policy
@@ -78,18 +89,27 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
 
     // MARK: Connection
 
-    /// The daemon was (re)connected and reports the volume's size.
-    public mutating func connected(capacity: UInt64) -> [Action] {
+    /// The daemon was (re)connected and reports the volume's size, and whether it holds
+    /// writes to the volume for lack of space (an export's `__io.highwater_io-status` is
+    /// `nospace`): those are extended for at once, whatever the threshold would say.
+    public mutating func connected(capacity: UInt64, writesHeld: Bool = false, now: Instant) -> [Action] {
         isConnected = true
         switch phase {
         case .extending, .waitingToRetry:
-            // The extension (or its retry) goes on; it arms when it finishes. Its target was
-            // computed from the size known then, which is still the best guess.
+            // The extension (or its retry) goes on; it arms when it finishes (and writes still
+            // held after it are reported again). Its target was computed from the size known
+            // then, which is still the best guess.
             self.capacity = self.capacity.map { max($0, capacity) } ?? capacity
-            return []
+            guard writesHeld else { return [] }
+            noSpaceDuringExtension = true
+            return [.report(.writesHeld), .report(.coalesced)]
         case .disconnected, .arming, .armed, .atMaximum:
             self.capacity = capacity
-            return settle()
+            guard writesHeld else { return settle() }
+            if policy.isAtMaximum(capacity: capacity) {
+                return [.report(.writesHeld)] + settle() + [.report(.noSpaceAtMaximum(capacity: capacity))]
+            }
+            return [.report(.writesHeld)] + startExtension(now: now)
         }
     }
 
@@ -102,9 +122,13 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         }
     }
 
-    /// The threshold asked for by `.arm` is set, and `highestOffset` was read after that.
-    public mutating func armed(threshold: UInt64, highestOffset: UInt64, now: Instant) -> [Action] {
+    /// The threshold asked for by `.arm` is set, and `highestOffset` (and whether writes are
+    /// held, if asked) was read after that.
+    public mutating func armed(threshold: UInt64, highestOffset: UInt64, writesHeld: Bool = false, now: Instant) -> [Action] {
         guard phase == .arming(threshold: threshold) else { return [] }
+        if writesHeld {
+            return [.report(.writesHeld)] + startExtension(now: now)
+        }
         // QEMU fires when a write ends past the threshold.
         if highestOffset > threshold {
             return [.report(.alreadyPastThreshold(highestOffset: highestOffset, threshold: threshold))] + startExtension(now: now)
@@ -135,6 +159,7 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
             // Disconnected cannot deliver events; a capacity is known once connected.
             return capacity == nil ? [] : startExtension(now: now)
         case .extending, .waitingToRetry:
+            noSpaceDuringExtension = true
             return [.report(.coalesced)]
         case .atMaximum:
             return [.report(.noSpaceAtMaximum(capacity: capacity ?? 0))]
@@ -177,6 +202,8 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
     /// Arms the threshold for the known size, or stops at the maximum.
     private mutating func settle() -> [Action] {
         guard let capacity else { return [] }
+        let checkingHeldWrites = noSpaceDuringExtension
+        noSpaceDuringExtension = false
         if policy.isAtMaximum(capacity: capacity) {
             let already = phase == .atMaximum
             phase = .atMaximum
@@ -184,7 +211,7 @@ public struct VolumeStateMachine<Instant: InstantProtocol>: Sendable where Insta
         }
         let threshold = policy.threshold(capacity: capacity)
         phase = .arming(threshold: threshold)
-        return [.arm(threshold: threshold)]
+        return [.arm(threshold: threshold, checkingHeldWrites: checkingHeldWrites)]
     }
 
     private mutating func startExtension(now: Instant) -> [Action] {

@@ -41,6 +41,16 @@ public final class NBDExport: Sendable {
     /// Writes held for lack of space right now.
     public var heldWriteCount: Int { stalledWrites?.heldCount ?? 0 }
 
+    /// The export's I/O status, as QEMU reports a device's `io-status` where an error can
+    /// stop it: `.noSpace` while a write is held that found no space at the volume's current
+    /// size, `.ok` otherwise (also while held writes are about to run again after growth);
+    /// nil unless writes are held on ENOSPC (`on-enospc=hold`). A manager that missed the
+    /// stall's event learns of it here.
+    public var ioStatus: NBDExportIOStatus? {
+        guard let stalledWrites else { return nil }
+        return stalledWrites.isStalled ? .noSpace : .ok
+    }
+
     /// The export flags, as QSD 7.2 sends them: everything we implement, MULTI_CONN unless the
     /// server takes a single connection (nodes keep no per-connection cache); DF only once
     /// structured replies are on.

@@ -92,6 +92,18 @@ final class NBDStalledWrites: Sendable {
     /// Writes held right now (a batch being retried not counted).
     var heldCount: Int { state.withLock { $0.waiters.count } }
 
+    /// Whether a held write waits for growth that has not come: it found no space at the
+    /// volumes' current sizes. Writes whose volume grew since their last attempt are about to
+    /// run again, and a batch running again that still finds no space is a new stall (it is
+    /// reported). Reads the sizes only while something is held.
+    var isStalled: Bool {
+        guard heldCount > 0 else { return false }
+        let sizes = volumes.map { (try? $0.refreshSize()) ?? $0.size }
+        return state.withLock { state in
+            state.waiters.contains { waiter in !zip(sizes, waiter.write.volumeSizes).contains { $0 > $1 } }
+        }
+    }
+
     /// Holds a write; the ticker starts on `eventLoop` if it is not running, retries go to
     /// `executor`.
     func hold(_ write: NBDHeldWrite, eventLoop: any EventLoop, executor: any BlockIOExecutor) {

@@ -42,14 +42,25 @@ extension HighWaterCommands {
         }
         table.register("query-block-exports") { (commands, _: NoArguments) in
             .array(commands.context.exports.exports.reversed().map { state in
-                [
-                    "node-name": .string(state.export.node.name),
-                    "shutting-down": .bool(state.isShuttingDown),
-                    "type": "nbd",
-                    "id": .string(state.export.id),
-                ]
+                exportInfo(
+                    id: state.export.id, nodeName: state.export.node.name, isShuttingDown: state.isShuttingDown,
+                    ioStatus: state.export.ioStatus)
             })
         }
+    }
+
+    /// One entry of `query-block-exports`, QEMU's `BlockExportInfo`, with the downstream
+    /// `__io.highwater_io-status` (`ok` or `nospace`, see `NBDExport.ioStatus`) for exports
+    /// that hold writes on ENOSPC.
+    static func exportInfo(id: String, nodeName: String, isShuttingDown: Bool, ioStatus: NBDExportIOStatus?) -> JSONValue {
+        var entry: JSONObject = [
+            "node-name": .string(nodeName),
+            "shutting-down": .bool(isShuttingDown),
+            "type": "nbd",
+            "id": .string(id),
+        ]
+        if let ioStatus { entry["__io.highwater_io-status"] = .string(ioStatus.rawValue) }
+        return .object(entry)
     }
 
     func startNBDServer(_ options: NBDServerOptions) throws {

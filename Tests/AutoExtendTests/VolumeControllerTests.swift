@@ -17,6 +17,8 @@ import Testing
             var highestOffset: UInt64 = 0
             var thresholds: [UInt64] = []
             var reconnects = 0
+            var nodesHoldingWrites: Set<String> = []
+            var heldWritesQueries = 0
         }
 
         let state: Mutex<State>
@@ -39,6 +41,13 @@ import Testing
 
         func highestOffset(_ nodeName: String) async throws -> UInt64 {
             state.withLock { $0.highestOffset }
+        }
+
+        func nodesHoldingWrites() async throws -> Set<String> {
+            state.withLock { state in
+                state.heldWritesQueries += 1
+                return state.nodesHoldingWrites
+            }
         }
 
         func reconnect() async {
@@ -237,5 +246,47 @@ import Testing
         await controller.quiesce()
         #expect(backend.requests.map(\.requestedSize) == [128 * mib])
         #expect(daemon.thresholds == [32 * mib, 32 * mib, 96 * mib])
+    }
+
+    @Test func aControllerAttachingWhileWritesAreHeldExtendsAtOnce() async throws {
+        let clock = ManualClock()
+        // The write that found no space is not in the highest offset: arming alone would
+        // find nothing to do, and the stall's event went out before this controller listened.
+        let daemon = FakeDaemon(capacity: 64 * mib)
+        let backend = FakeBackend(daemon: daemon)
+        let metrics = AutoExtendMetrics()
+        let controller = makeController(backend: backend, clock: clock, metrics: metrics)
+        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"), writesHeld: true)
+        await controller.quiesce()
+        #expect(backend.requests.map(\.requestedSize) == [128 * mib])
+        #expect(daemon.thresholds == [96 * mib])
+        #expect(await controller.phase == .armed(threshold: 96 * mib))
+        let exposition = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(exposition.contains(#"highwater_autoextend_nospace_events_total{node="vol0"} 1"#))
+        #expect(exposition.contains(#"highwater_autoextend_extensions_total{node="vol0"} 1"#))
+        #expect(clock.pendingDeadlines.isEmpty)
+    }
+
+    @Test func aNoSpaceEventMergedIntoAnExtensionIsCheckedWhenArmingAfterIt() async throws {
+        let clock = ManualClock()
+        let daemon = FakeDaemon(capacity: 64 * mib)
+        let backend = FakeBackend(daemon: daemon, gated: true)
+        let controller = makeController(backend: backend, clock: clock)
+        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
+        await controller.quiesce()
+        await controller.handle(noSpaceEvent)
+        await backend.waitForRequests(1)
+        // The growth was not enough for a held write: the daemon says so again meanwhile.
+        daemon.state.withLock { $0.nodesHoldingWrites = ["disk0"] }
+        await controller.handle(noSpaceEvent)
+        backend.release()
+        await backend.waitForRequests(2)
+        daemon.state.withLock { $0.nodesHoldingWrites = [] }
+        backend.release()
+        await controller.quiesce()
+        #expect(backend.requests.map(\.requestedSize) == [128 * mib, 192 * mib])
+        #expect(daemon.thresholds == [32 * mib, 96 * mib, 160 * mib])
+        #expect(daemon.state.withLock { $0.heldWritesQueries } == 1)
+        #expect(await controller.phase == .armed(threshold: 160 * mib))
     }
 }

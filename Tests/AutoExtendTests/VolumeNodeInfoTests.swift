@@ -62,4 +62,22 @@ import Testing
             try VolumeController<ManualClock>.maximum(volume, info)
         }
     }
+
+    @Test func readsTheHighestOffsetFromThePerNodeQuery() throws {
+        let reply: JSONValue = [["node-name": "vol0", "size": 100, "highest-offset": 42, "write-threshold": 0, "thresholds": []]]
+        #expect(try VolumeNodeInfo.highestOffset(of: "vol0", inWriteThresholds: reply) == 42)
+        #expect(throws: VolumeNodeError.unknownNode("vol1", known: ["vol0"])) {
+            try VolumeNodeInfo.highestOffset(of: "vol1", inWriteThresholds: reply)
+        }
+    }
+
+    @Test func findsTheExportsHoldingWrites() {
+        let exports: JSONValue = [
+            ["node-name": "disk2", "shutting-down": false, "type": "nbd", "id": "e2"],
+            ["node-name": "disk1", "shutting-down": false, "type": "nbd", "id": "e1", "__io.highwater_io-status": "ok"],
+            ["node-name": "disk0", "shutting-down": false, "type": "nbd", "id": "e0", "__io.highwater_io-status": "nospace"],
+        ]
+        #expect(VolumeNodeInfo.nodesHoldingWrites(inExports: exports) == ["disk0"])
+        #expect(VolumeNodeInfo.nodesHoldingWrites(inExports: []) == [])
+    }
 }

@@ -61,11 +61,15 @@ import Testing
         try write(client, cookie: 4, at: 0, 0xC)
         #expect(try client.receive() == [success(4)])
         #expect(export.heldWriteCount == 3)
+        #expect(export.ioStatus == .noSpace)
         #expect(stalls.recorded == ["e0"])
 
         loop.advanceTime(by: .milliseconds(50))
         #expect(try client.receive().isEmpty)
         volume.grow(to: 1 << 20)
+        // Grown: the held writes are about to run again, no longer stalled.
+        #expect(export.heldWriteCount == 3)
+        #expect(export.ioStatus == .ok)
         loop.advanceTime(by: NBDStalledWrites.checkInterval)
         #expect(try client.receive() == [success(1), success(2), success(3)])
         #expect(volume.contents(65536..<65536 + 4096) == [UInt8](repeating: 0xA, count: 4096))
@@ -76,6 +80,7 @@ import Testing
         ])
         #expect(stalls.recorded == ["e0"])
         #expect(export.heldWriteCount == 0)
+        #expect(export.ioStatus == .ok)
 
         // Nothing held: nothing polls.
         let queries = volume.sizeQueries

@@ -164,6 +164,22 @@ func write(_ count: Int, at offset: UInt64, to node: BlockNode) throws {
         try fixture.value("blockdev-del", ["node-name": "n0"])
     }
 
+    @Test func exportsHoldingWritesReportTheirIOStatus() throws {
+        let fixture = CommandFixture()
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])
+        try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n1"])
+        try fixture.value("nbd-server-start", ["addr": ["type": "unix", "data": ["path": "/tmp/unused.sock"]]])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e0", "node-name": "n0", "writable": true, "__io.highwater_on-enospc": "hold"])
+        try fixture.value("block-export-add", ["type": "nbd", "id": "e1", "node-name": "n1", "writable": true])
+        // Only an export that holds writes has an I/O status; nothing is held yet.
+        #expect(try fixture.value("query-block-exports") == [
+            ["node-name": "n1", "shutting-down": false, "type": "nbd", "id": "e1"],
+            ["node-name": "n0", "shutting-down": false, "type": "nbd", "id": "e0", "__io.highwater_io-status": "ok"],
+        ])
+        #expect(HighWaterCommands.exportInfo(id: "e0", nodeName: "n0", isShuttingDown: false, ioStatus: .noSpace)
+            == ["node-name": "n0", "shutting-down": false, "type": "nbd", "id": "e0", "__io.highwater_io-status": "nospace"])
+    }
+
     @Test func quitDeletesExportsBeforeAskingToShutDown() throws {
         let fixture = CommandFixture()
         try fixture.value("blockdev-add", ["driver": "null-co", "node-name": "n0"])

@@ -392,3 +392,51 @@ def test_a_loop_device_is_grown_through_its_backing_file(highwater, volumes, con
     daemon.stop()
     check = subprocess.run(["qemu-img", "check", str(volume.image)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_writes_held_before_the_controller_started_are_extended_for_at_once(highwater, volumes, controllers):
+    # The stall's BLOCK_IO_ERROR goes out while no controller listens, and the held write is
+    # not in wr_highest_offset: with 16 MiB chunks the threshold is at 56 MiB, the writes so
+    # far end near 40 MiB, so arming alone would find nothing to do and the write would wait
+    # for its timeout. The export's __io.highwater_io-status tells the controller instead.
+    volume = volumes(enospc_timeout=60)
+    daemon = volume.start_daemon()
+    subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x55 0 40M", volume.uri], check=True, capture_output=True)
+    # One request (at most 32 MiB) that needs about 64.5 MiB of volume.
+    writer = subprocess.Popen(["qemu-io", "-f", "raw", "-c", "write -P 0x66 40M 24M", volume.uri],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        event = daemon.qmp.wait_event("BLOCK_IO_ERROR", timeout=30)
+        assert event["data"]["nospace"] is True and event["data"]["node-name"] == "disk0"
+        exports = daemon.qmp.execute("query-block-exports")
+        assert exports == [{"node-name": "disk0", "shutting-down": False, "type": "nbd", "id": "exp0",
+                            "__io.highwater_io-status": "nospace"}]
+        stats = daemon.qmp.execute("query-blockstats", {"query-nodes": True})
+        highest = next(entry["stats"]["wr_highest_offset"] for entry in stats if entry["node-name"] == "vol0")
+        assert highest < 56 * MiB
+        assert writer.poll() is None
+
+        started = time.monotonic()
+        controllers.append(Controller(highwater, volume.workdir, [
+            "--qmp", volume.qmp, "--node-name", "vol0", "--backend", "file", "--chunk", "16M", "--utilization", "50",
+        ]))  # fmt: skip
+        output, _ = writer.communicate(timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert writer.returncode == 0 and "error" not in output.lower(), output
+    # Well before the hold timeout: extended at once on attaching, not at some later event.
+    assert elapsed < 10, f"the held write took {elapsed:.1f}s to complete after the controller started"
+    controller = controllers[-1]
+    controller.wait_for_log("the daemon holds writes for lack of space: extending at once")
+    controller.wait_for_log("write threshold armed")
+    assert volume.size == INITIAL_VOLUME + 16 * MiB
+    assert daemon.qmp.execute("query-block-exports")[0]["__io.highwater_io-status"] == "ok"
+    read = subprocess.run(["qemu-io", "-f", "raw", "-c", "read -P 0x55 0 40M", "-c", "read -P 0x66 40M 24M", volume.uri],
+                          capture_output=True, text=True)
+    assert read.returncode == 0 and "Pattern verification failed" not in read.stdout, read.stdout
+    daemon.stop()
+    check = subprocess.run(["qemu-img", "check", str(volume.image)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
