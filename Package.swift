@@ -107,7 +107,11 @@ let package = Package(
         ]),
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
         .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
-        .testTarget(name: "HighWaterDaemonTests", dependencies: ["HighWaterDaemon", "JSON"]),
+        .testTarget(name: "HighWaterDaemonTests", dependencies: [
+            "HighWaterDaemon", "JSON",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "QMPClientTests", dependencies: [
             "QMPClient", "JSON",
             .product(name: "NIOCore", package: "swift-nio"),

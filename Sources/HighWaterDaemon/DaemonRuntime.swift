@@ -34,7 +34,9 @@ final class DaemonRuntime: Sendable {
     }
 
     private let startup = Mutex(Startup())
-    private let listeners = Mutex<[(channel: any Channel, unixPath: String?)]>([])
+    private let monitorListeners = Mutex<[MonitorListener]>([])
+    /// `--chardev stdio` monitors.
+    private let stdioChannels = Mutex<[any Channel]>([])
     private let monitors = Mutex<[MonitorChardev]>([])
     private let pidFile = Mutex<PIDFile?>(nil)
     private let isShutDown = Atomic<Bool>(false)
@@ -177,24 +179,47 @@ final class DaemonRuntime: Sendable {
     private func openMonitor(on chardev: ChardevOptions, pretty: Bool) throws {
         let hub = self.hub, commands = self.commands, runner = self.runner
         let monitor = MonitorChardev {
-            QMPMonitorHandler(version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, pretty: pretty)
+            QMPMonitorHandler(
+                version: HighWaterCommands.version, executor: commands, runner: runner, hub: hub, output: $0, pretty: pretty)
         }
         monitors.withLock { $0.append(monitor) }
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { monitor.accept($0) }
         switch chardev.backend {
         case .socket(let socket):
-            let listenAddress = try ListenAddress(socket.address)
-            let channel = try SocketListener.bind(listenAddress, group: monitorLoop, childInitializer: initializer)
-            listeners.withLock { $0.append((channel, { if case .unix(let path) = listenAddress { path } else { nil } }())) }
+            let loop = monitorLoop.next()
+            let listener = try MonitorListener(ListenAddress(socket.address)) { descriptor in
+                Self.serve(connection: descriptor, on: loop, monitor: monitor)
+            }
+            monitorListeners.withLock { $0.append(listener) }
         case .other:
             preconditionFailure("unsupported chardevs are refused by --chardev")
         case .stdio:
+            // Standard output may be anything (a terminal, a pipe, a file): written through
+            // the channel only.
             let channel = try NIOPipeBootstrap(group: monitorLoop)
-                .channelInitializer(initializer)
+                .channelInitializer { monitor.accept(.init(channel: $0, output: MonitorOutput(channel: $0, descriptor: nil))) }
                 .takingOwnershipOfDescriptors(input: dup(0), output: dup(1))
                 .wait()
-            listeners.withLock { $0.append((channel, nil)) }
+            stdioChannels.withLock { $0.append(channel) }
         }
+    }
+
+    /// Hands an accepted monitor connection to NIO, keeping a duplicate of its socket for
+    /// the connection's output.
+    private static func serve(connection descriptor: CInt, on loop: any EventLoop, monitor: MonitorChardev) {
+        let outputDescriptor = dup(descriptor)
+        guard outputDescriptor >= 0 else {
+            close(descriptor)
+            return
+        }
+        ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                monitor.accept(.init(channel: channel, output: MonitorOutput(channel: channel, descriptor: outputDescriptor)))
+            }
+            .withConnectedSocket(descriptor)
+            .whenFailure { _ in
+                close(outputDescriptor)
+                close(descriptor)
+            }
     }
 
     // MARK: Shutdown
@@ -204,10 +229,11 @@ final class DaemonRuntime: Sendable {
     func shutdown() async {
         guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
         await runOnCommandThread { [commands] in commands.shutDownExports() }
-        let channels = listeners.withLock { $0 }
-        for (channel, _) in channels { try? await channel.close() }
+        let listeners = monitorListeners.withLock { $0 }
+        for listener in listeners { await listener.close() }
+        for channel in stdioChannels.withLock({ $0 }) { try? await channel.close() }
         for future in hub.closeAll() { try? await future.get() }
-        for case (_, let path?) in channels { unlink(path) }
+        for listener in listeners { listener.removeSocketFile() }
         graph.removeAll()
         pidFile.withLock { $0?.remove() }
         await runner.shutdown()

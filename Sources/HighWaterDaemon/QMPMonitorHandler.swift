@@ -2,12 +2,13 @@ import JSON
 import NIOCore
 import QMP
 import QMPCommands
+import Synchronization
 
 /// One QMP monitor connection: feeds bytes to a `QMPSession`, runs the commands it yields
 /// on the command thread one at a time, writes replies and events.
 ///
-/// Events and replies both reach the channel through its event loop in the order they were
-/// produced, so the events a command causes precede its reply, as in QEMU.
+/// Replies and events go out through the connection's `MonitorOutput` in the order they
+/// were produced, so the events a command causes precede its reply, as in QEMU.
 final class QMPMonitorHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -15,18 +16,21 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     /// The part of a connection other threads may touch: event delivery and closing.
     final class Connection: Sendable {
         let channel: any Channel
-        private let handler: NIOLoopBound<QMPMonitorHandler>
+        let output: MonitorOutput
+        let pretty: Bool
+        /// The session is in command mode (capabilities negotiated): events go out.
+        let acceptsEvents = Atomic(false)
 
-        init(channel: any Channel, handler: QMPMonitorHandler) {
+        init(channel: any Channel, output: MonitorOutput, pretty: Bool) {
             self.channel = channel
-            self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+            self.output = output
+            self.pretty = pretty
         }
 
+        /// Writes the event from the calling thread (the one where it happened).
         func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) {
-            // Always through the loop's queue, even from the loop itself: a reply queued
-            // earlier must go out first.
-            let handler = self.handler
-            channel.eventLoop.execute { handler.value.writeEvent(name: name, data: data, timestamp: timestamp) }
+            guard acceptsEvents.load(ordering: .acquiring) else { return }
+            output.send(QMPSession.event(name: name, data: data, timestamp: timestamp, pretty: pretty))
         }
 
         func close() -> EventLoopFuture<Void> {
@@ -41,20 +45,25 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     private var commandRunning = false
     private let hub: MonitorHub
     private let pretty: Bool
+    private let output: MonitorOutput
     private var context: ChannelHandlerContext?
     private var connection: Connection?
 
-    init(version: JSONValue, executor: any QMPCommandExecutor, runner: CommandRunner, hub: MonitorHub, pretty: Bool) {
+    init(
+        version: JSONValue, executor: any QMPCommandExecutor, runner: CommandRunner, hub: MonitorHub, output: MonitorOutput,
+        pretty: Bool
+    ) {
         self.session = QMPSession(version: version, commandNames: executor.commandNames, pretty: pretty)
         self.executor = executor
         self.runner = runner
         self.hub = hub
+        self.output = output
         self.pretty = pretty
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let connection = Connection(channel: context.channel, handler: self)
+        let connection = Connection(channel: context.channel, output: output, pretty: pretty)
         self.connection = connection
         hub.register(connection)
         // A client that waited for its turn on the chardev is already connected.
@@ -62,6 +71,7 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        output.close()
         if let connection { hub.unregister(connection) }
         self.connection = nil
         self.context = nil
@@ -73,7 +83,7 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     }
 
     private func greet() {
-        send(session.greeting(), flush: true)
+        send(session.greeting())
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -87,30 +97,31 @@ final class QMPMonitorHandler: ChannelInboundHandler {
         while !commandRunning, let action = session.nextAction() {
             switch action {
             case .send(let bytes):
-                send(bytes, flush: false)
+                send(bytes)
             case .execute(let request):
                 commandRunning = true
                 let executor = self.executor
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 runner.submit {
                     let result = executor.execute(request)
-                    handler.eventLoop.execute {
+                    // The reply must be in the output before the events QEMU sends after it.
+                    try? handler.eventLoop.submit {
                         handler.value.commandFinished(request, result: result)
-                    }
+                    }.wait()
                     executor.commandReplied()
                 }
             }
         }
-        context.flush()
     }
 
     private func commandFinished(_ request: QMPRequest, result: Result<JSONValue, QMPError>) {
         commandRunning = false
-        send(session.response(to: request, result: result), flush: false)
+        send(session.response(to: request, result: result))
         processActions()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        output.close()
         if let connection { hub.unregister(connection) }
         context.fireChannelInactive()
     }
@@ -119,18 +130,11 @@ final class QMPMonitorHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    fileprivate func writeEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) {
-        guard session.acceptsEvents else { return }
-        send(QMPSession.event(name: name, data: data, timestamp: timestamp, pretty: pretty), flush: true)
-    }
-
-    private func send(_ bytes: [UInt8], flush: Bool) {
-        guard let context, context.channel.isActive else { return }
-        let buffer = context.channel.allocator.buffer(bytes: bytes)
-        if flush {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        }
+    /// Sends what the session produced. Events are let through from the moment the session
+    /// is in command mode, before the reply that put it there reaches the client: a client
+    /// that acts on that reply must not miss the events its action causes.
+    private func send(_ bytes: [UInt8]) {
+        connection?.acceptsEvents.store(session.acceptsEvents, ordering: .releasing)
+        output.send(bytes)
     }
 }
