@@ -11,8 +11,8 @@ import Glibc
 
 /// Every QMP connection of the daemon, so that events reach all monitors in command mode.
 ///
-/// Events and replies reach a connection through its event loop's queue in the order they
-/// were produced: the events a command causes precede its reply, as in QEMU.
+/// Events and replies reach a connection through its `MonitorOutput` in the order they were
+/// produced: the events a command causes precede its reply, as in QEMU.
 final class MonitorHub: QMPEventEmitter {
     private let connections = Mutex<[ObjectIdentifier: QMPMonitorHandler.Connection]>([:])
     private let logger: Logger
