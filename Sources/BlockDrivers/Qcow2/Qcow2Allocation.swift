@@ -38,6 +38,8 @@ struct Qcow2Allocation {
 struct Qcow2PendingAllocation {
     let id: UInt64
     let clusters: Range<UInt64>
+    /// Host clusters it allocated (none when it reuses a preallocated one).
+    let newClusters: UInt64
     /// Made by the first request that has to wait (most allocations have none).
     var gate: Qcow2AllocationGate?
     /// Requests waiting on `gate` (counted under the metadata lock).

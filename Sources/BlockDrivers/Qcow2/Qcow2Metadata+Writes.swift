@@ -68,7 +68,7 @@ extension Qcow2Metadata {
             host = try allocateClusters(count)
         }
         nextAllocationID += 1
-        pendingAllocations.append(Qcow2PendingAllocation(id: nextAllocationID, clusters: first..<first + count))
+        pendingAllocations.append(Qcow2PendingAllocation(id: nextAllocationID, clusters: first..<first + count, newClusters: reused ? 0 : count))
         inFlight.begin(epoch)
         return Qcow2Allocation(
             host: host, isReused: reused, old: old, firstGuestCluster: first, position: position, dataEnd: dataEnd,

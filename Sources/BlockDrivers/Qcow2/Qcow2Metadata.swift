@@ -361,7 +361,9 @@ struct Qcow2Metadata {
         let fileLength = try file.refreshSize()
         guard let allocated = file.driver.allocatedSize() else { return false }
         let realClusters = allocated / clusterSize
-        let threshold = max(realClusters * 10 / 9, realClusters + 2)
+        // Clusters of allocations in flight are counted but may not be in the file yet.
+        let pending = pendingAllocations.reduce(0) { $0 + $1.newClusters }
+        let threshold = max(realClusters * 10 / 9, realClusters + 2) + pending
         let endCluster = geometry.clusterCount(bytes: fileLength)
         var inUse: UInt64 = 0
         var block: UInt64 = 0
