@@ -39,7 +39,7 @@ struct Qcow2PendingAllocation {
     let id: UInt64
     let clusters: Range<UInt64>
     /// Host clusters it allocated (none when it reuses a preallocated one).
-    let newClusters: UInt64
+    let hostClusters: Range<UInt64>
     /// Made by the first request that has to wait (most allocations have none).
     var gate: Qcow2AllocationGate?
     /// Requests waiting on `gate` (counted under the metadata lock).

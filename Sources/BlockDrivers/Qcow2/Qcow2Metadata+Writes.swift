@@ -68,7 +68,9 @@ extension Qcow2Metadata {
             host = try allocateClusters(count)
         }
         nextAllocationID += 1
-        pendingAllocations.append(Qcow2PendingAllocation(id: nextAllocationID, clusters: first..<first + count, newClusters: reused ? 0 : count))
+        pendingAllocations.append(Qcow2PendingAllocation(
+            id: nextAllocationID, clusters: first..<first + count,
+            hostClusters: reused ? 0..<0 : geometry.clusterIndex(host)..<geometry.clusterIndex(host) + count))
         inFlight.begin(epoch)
         return Qcow2Allocation(
             host: host, isReused: reused, old: old, firstGuestCluster: first, position: position, dataEnd: dataEnd,

@@ -361,9 +361,7 @@ struct Qcow2Metadata {
         let fileLength = try file.refreshSize()
         guard let allocated = file.driver.allocatedSize() else { return false }
         let realClusters = allocated / clusterSize
-        // Clusters of allocations in flight are counted but may not be in the file yet.
-        let pending = pendingAllocations.reduce(0) { $0 + $1.newClusters }
-        let threshold = max(realClusters * 10 / 9, realClusters + 2) + pending
+        let threshold = max(realClusters * 10 / 9, realClusters + 2)
         let endCluster = geometry.clusterCount(bytes: fileLength)
         var inUse: UInt64 = 0
         var block: UInt64 = 0
@@ -375,6 +373,9 @@ struct Qcow2Metadata {
             let first = block * geometry.refcountBlockEntries
             let count = min(geometry.refcountBlockEntries, endCluster - first)
             for index in 0..<Int(count) where refcountCache.refcount(slot: slot, index: index, order: geometry.refcountOrder) != 0 {
+                // Clusters of allocations in flight may not be in the file yet: not counted.
+                let cluster = first + UInt64(index)
+                if pendingAllocations.contains(where: { $0.hostClusters.contains(cluster) }) { continue }
                 inUse += 1
                 if inUse >= threshold { break }
             }
