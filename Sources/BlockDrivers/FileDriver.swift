@@ -1,4 +1,5 @@
 import BlockCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,6 +11,8 @@ import Glibc
 public final class FileDriver: PosixFileDriver {
     let file: PosixFile
     private let isVolume: Bool
+    /// FALLOC_FL_ZERO_RANGE failed once (tmpfs, for one): not tried again.
+    private let zeroRangeUnsupported = Atomic<Bool>(false)
 
     /// Opens `options.filename` read-only or read-write and with O_DIRECT as the node says.
     public init(options: FileOptions, node: BlockNodeOptions) throws(BlockError) {
@@ -50,9 +53,24 @@ public final class FileDriver: PosixFileDriver {
             if offset + length > size { try file.truncate(to: offset + length) }
             return
         }
-        if try file.fallocate(mode: Linux.FALLOC_FL_ZERO_RANGE, offset: offset, length: length) { return }
+        if try zeroWithoutWriting(at: offset, length: length) { return }
         if flags.contains(.fastZero) { throw .notSupported("fast zeroing not supported") }
         try file.writeZeroBuffers(at: offset, length: length)
+    }
+
+    /// Zeroes a range, allocated, without writing zeroes, QEMU's way: FALLOC_FL_ZERO_RANGE;
+    /// where the file system lacks it (tmpfs), a hole punched and allocated again; past the
+    /// end of the file, an allocation alone. False when none of these works.
+    private func zeroWithoutWriting(at offset: UInt64, length: UInt64) throws(BlockError) -> Bool {
+        if !zeroRangeUnsupported.load(ordering: .relaxed) {
+            if try file.fallocate(mode: Linux.FALLOC_FL_ZERO_RANGE, offset: offset, length: length) { return true }
+            zeroRangeUnsupported.store(true, ordering: .relaxed)
+        }
+        if try file.fallocate(mode: Linux.FALLOC_FL_PUNCH_HOLE | Linux.FALLOC_FL_KEEP_SIZE, offset: offset, length: length) {
+            return try file.fallocate(mode: 0, offset: offset, length: length)
+        }
+        guard offset >= (try currentSize()) else { return false }
+        return try file.fallocate(mode: 0, offset: offset, length: length)
     }
 
     public func discard(at offset: UInt64, length: UInt64) throws(BlockError) {

@@ -6,8 +6,9 @@ import Synchronization
 final class TemporaryDirectory {
     let path: String
 
-    init() {
-        path = NSTemporaryDirectory() + "highwater-block-\(UUID().uuidString)"
+    /// A new directory in `parent` (default: the system's temporary directory).
+    init(parent: String = NSTemporaryDirectory()) {
+        path = parent + "highwater-block-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 

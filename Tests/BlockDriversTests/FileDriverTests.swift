@@ -63,6 +63,30 @@ import Testing
         #expect(node.size == 16384)
     }
 
+    /// tmpfs has no FALLOC_FL_ZERO_RANGE: there a fast write-zeroes punches a hole and
+    /// allocates it again (QEMU's fallback), so the space stays allocated; past the end
+    /// of the file, allocating alone zeroes and grows it.
+    @Test func fastZeroesWithoutZeroRangePunchAndAllocateAgain() throws {
+        let shm = TemporaryDirectory(parent: "/dev/shm/")
+        let path = shm.file("a", size: 0)
+        let node = try open(path)
+        try node.write(at: 0, [UInt8](repeating: 1, count: 1 << 20))
+        try node.writeZeroes(at: 65536, length: 65536, flags: .fastZero)
+        #expect(try node.read(at: 65535, count: 65538) == [1] + [UInt8](repeating: 0, count: 65536) + [1])
+        #expect(allocatedBytes(path) == 1 << 20)
+        try node.writeZeroes(at: 2 << 20, length: 65536, flags: .fastZero)
+        #expect(fileSize(path) == (2 << 20) + 65536)
+        #expect(node.size == (2 << 20) + 65536)
+        #expect(allocatedBytes(path) == (1 << 20) + 65536)
+        #expect(try node.read(at: (2 << 20) - 1, count: 65537) == [UInt8](repeating: 0, count: 65537))
+    }
+
+    private func allocatedBytes(_ path: String) -> Int {
+        var info = stat()
+        precondition(stat(path, &info) == 0)
+        return Int(info.st_blocks) * 512
+    }
+
     @Test func discardPunchesAHoleAndIsCounted() throws {
         let path = directory.file("a", size: 1 << 20)
         let node = try open(path, discard: .unmap)

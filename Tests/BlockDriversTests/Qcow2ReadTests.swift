@@ -135,6 +135,39 @@ import Testing
         #expect(try allExtents(node) == expected)
     }
 
+    /// The guess is made once, possibly while writes allocate: clusters whose refcount is
+    /// raised but whose data is not in the file yet (holes below a later allocation that
+    /// finished first) must not count, or a fresh image would look metadata-preallocated
+    /// for good.
+    @Test func allocationsInFlightDoNotMakeAFreshImageLookPreallocated() throws {
+        let image = try fixture.create("a.qcow2", size: "8M")
+        let file = try fixture.fileNode(image)
+        let header = try Qcow2Header(parsing: Qcow2DataSource.read(file, at: 0, count: 65536), fileSize: file.size)
+        let geometry = Qcow2Geometry(header: header, sliceBytes: 4096)
+        let source = Qcow2DataSource(file: file, backing: nil, geometry: geometry)
+        var state = try Qcow2Metadata(
+            header: header, geometry: geometry, source: source,
+            l2CacheEntries: 16, refcountCacheEntries: 4, lazyRefcounts: false, passDiscard: (false, false, false))
+        // Whole-cluster writes into fresh clusters: allocated, data not written yet...
+        let data = [UInt8](repeating: 1, count: 65536)
+        var allocations: [Qcow2Allocation] = []
+        for cluster in 0..<4 {
+            let step = try data.withUnsafeBytes { bytes in try state.writeStep(at: UInt64(cluster) * 2 * 65536, data: bytes) }
+            guard case .allocate(let allocation) = step else {
+                Issue.record("cluster \(cluster): \(step)")
+                return
+            }
+            allocations.append(allocation)
+        }
+        // ...but for the last one, which extends the file past the others.
+        let last = allocations[3]
+        let needsFlush = try data.withUnsafeBytes { bytes in try source.writeAllocation(last, payload: bytes) }
+        _ = state.endPendingAllocation(last)
+        try state.finishAllocation(last, dataNeedsFlush: needsFlush)
+        let preallocated = state.isMetadataPreallocated()
+        #expect(!preallocated)
+    }
+
     /// Block status over the whole node, equal neighbours merged.
     func allExtents(_ node: BlockNode) throws -> [BlockExtent] {
         var extents: [BlockExtent] = []

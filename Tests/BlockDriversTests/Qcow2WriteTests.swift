@@ -289,6 +289,57 @@ import Testing
         try fixture.expectClean(image)
     }
 
+    /// Allocating writes run their data I/O outside the metadata lock: threads writing
+    /// different parts of the same fresh clusters at once must wait for each other's
+    /// allocation, not allocate the cluster twice (the loser's data would be lost, the
+    /// winner's cluster leaked); discards racing with them leave consistent metadata.
+    @Test func concurrentWritesIntoTheSameFreshClustersAllLand() throws {
+        let image = try fixture.create("a.qcow2", size: "4M", options: "cluster_size=65536")
+        let node = try fixture.open(image, discard: .unmap)
+        let threads = 8
+        let clusters = 48
+        let piece = 65536 / threads
+        // Clusters 48..<52 are written by every thread and discarded by thread 0 meanwhile.
+        let racing = 48..<52
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            do {
+                for cluster in 0..<clusters {
+                    let bytes = [UInt8](repeating: UInt8(thread + 1), count: piece)
+                    try node.write(at: UInt64(cluster * 65536 + thread * piece), bytes)
+                    let racer = racing.lowerBound + cluster % racing.count
+                    if thread == 0 {
+                        try node.discard(at: UInt64(racer * 65536), length: 65536)
+                    } else {
+                        try node.write(at: UInt64(racer * 65536 + thread * piece), bytes)
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("thread \(thread): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        var expected = [UInt8](repeating: 0, count: clusters * 65536)
+        for cluster in 0..<clusters {
+            for thread in 0..<threads {
+                let start = cluster * 65536 + thread * piece
+                expected.replaceSubrange(start..<start + piece, with: repeatElement(UInt8(thread + 1), count: piece))
+            }
+        }
+        let contents = try node.readAll()
+        #expect(Array(contents[..<expected.count]) == expected)
+        for cluster in racing {
+            for thread in 0..<threads {
+                let start = cluster * 65536 + thread * piece
+                let got = Set(contents[start..<start + piece])
+                #expect(got == [0] || got == [UInt8(thread + 1)], "cluster \(cluster) piece \(thread): \(got)")
+            }
+        }
+        node.closeChain()
+        try fixture.expectClean(image)
+        #expect(try fixture.qemuContents(image) == contents)
+    }
+
     @Test func permissionsOnTheFileFollowQEMU() throws {
         let image = try fixture.create("a.qcow2")
         let node = try fixture.open(image)

@@ -9,8 +9,10 @@ import Glibc
 ///
 /// Metadata (L1, cached L2 slices and refcount blocks, the allocator) sits behind one
 /// mutex. Reads, and writes to clusters the image already owns alone, look their host
-/// offset up under the lock and do the data I/O outside it, so they run in parallel;
-/// allocating writes, write-zeroes and discards run under the lock. All I/O goes to the
+/// offset up under the lock and do the data I/O outside it, so they run in parallel.
+/// Allocating writes allocate under the lock, write their data outside it and update L2
+/// under it again (`Qcow2Allocation`); requests over clusters whose allocation is in
+/// flight wait for it. Write-zeroes and discards run under the lock. All I/O goes to the
 /// child nodes, so their checks, statistics and write threshold apply.
 public final class Qcow2Driver: BlockDriver {
     private let options: Qcow2Options
@@ -246,15 +248,32 @@ public final class Qcow2Driver: BlockDriver {
                 try state.writeStep(at: position, data: rest)
             }
             switch step {
-            case .written(let length):
-                done += Int(length)
             case .inPlace(let host, let length, let epoch):
                 defer { inFlight.end(epoch) }
                 try file.write(at: host, from: UnsafeRawBufferPointer(rebasing: rest[..<Int(length)]))
                 done += Int(length)
+            case .allocate(let allocation):
+                try write(allocation, from: UnsafeRawBufferPointer(rebasing: rest[..<Int(allocation.length)]))
+                done += Int(allocation.length)
+            case .wait(let gate):
+                gate.wait()
             }
         }
         if flags.contains(.fua) { try flush() }
+    }
+
+    /// Writes an allocation's data outside the lock (so that allocating writes overlap),
+    /// then points the L2 entries at it, or gives the clusters back if the write failed.
+    private func write(_ allocation: Qcow2Allocation, from payload: UnsafeRawBufferPointer) throws(BlockError) {
+        let written = Result { () throws(BlockError) -> Bool in try source.writeAllocation(allocation, payload: payload) }
+        let (waiting, finished) = metadata.withLock {
+            (state: inout Qcow2Metadata) -> ((gate: Qcow2AllocationGate?, waiters: Int), Result<Void, BlockError>) in
+            let waiting = state.endPendingAllocation(allocation)
+            return (waiting, Result { () throws(BlockError) in try state.finishAllocation(allocation, dataNeedsFlush: try? written.get()) })
+        }
+        waiting.gate?.open(waiters: waiting.waiters)
+        _ = try written.get()
+        try finished.get()
     }
 
     /// QEMU's split: the partial cluster at the start, whole clusters, the partial cluster
@@ -267,7 +286,7 @@ public final class Qcow2Driver: BlockDriver {
         let headEnd = min(end, firstWhole * clusterSize)
         if headEnd > offset { try zeroPartialCluster(at: offset, length: headEnd - offset, flags: flags) }
         if endWhole > firstWhole {
-            let done = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
+            let done = try withMetadata(afterAllocationsOver: firstWhole..<endWhole) { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
                 try state.prepareAllocation()
                 return try state.zeroClusters(from: firstWhole, count: endWhole - firstWhole, unmap: flags.contains(.mayUnmap))
             }
@@ -289,7 +308,7 @@ public final class Qcow2Driver: BlockDriver {
         let cluster = geometry.clusterIndex(offset)
         let clusterStart = cluster * geometry.clusterSize
         let clusterEnd = min(clusterStart + geometry.clusterSize, geometry.virtualSize)
-        let zeroed = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
+        let zeroed = try withMetadata(afterAllocationsOver: cluster..<cluster + 1) { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
             // QEMU's test of the rest of the cluster is a block-status query.
             _ = state.isMetadataPreallocated()
             switch try state.clusterState(cluster) {
@@ -326,8 +345,24 @@ public final class Qcow2Driver: BlockDriver {
         // The last cluster counts as whole when the range reaches the end of the disk.
         let end = offset + length >= geometry.virtualSize ? geometry.clusterCount(bytes: geometry.virtualSize) : (offset + length) / clusterSize
         guard end > first else { return }
-        try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) in
+        _ = try withMetadata(afterAllocationsOver: first..<end) { (state: inout Qcow2Metadata) throws(BlockError) -> Bool in
             try state.discardClusters(from: first, count: end - first)
+            return true
+        }
+    }
+
+    /// Runs `body` under the metadata lock once no allocating write is in flight over
+    /// `clusters` (which `body` changes).
+    private func withMetadata(
+        afterAllocationsOver clusters: Range<UInt64>, _ body: (inout Qcow2Metadata) throws(BlockError) -> Bool
+    ) throws(BlockError) -> Bool {
+        while true {
+            let (gate, result) = try metadata.withLock { (state: inout Qcow2Metadata) throws(BlockError) -> (Qcow2AllocationGate?, Bool) in
+                if let gate = state.gateOfAllocation(overlapping: clusters) { return (gate, false) }
+                return (nil, try body(&state))
+            }
+            guard let gate else { return result }
+            gate.wait()
         }
     }
 

@@ -2,39 +2,45 @@ import BlockCore
 
 /// One step of a guest write, decided under the metadata lock.
 enum Qcow2WriteStep {
-    /// The step is done: `length` bytes went to newly allocated clusters.
-    case written(length: UInt64)
     /// `length` bytes go in place to `host`, outside the lock; call `Qcow2InFlightIO.end(epoch)` after.
     case inPlace(host: UInt64, length: UInt64, epoch: Int)
+    /// New clusters were allocated: write their data outside the lock
+    /// (`Qcow2DataSource.writeAllocation`), then `finishAllocation` under it.
+    case allocate(Qcow2Allocation)
+    /// An allocating write in flight covers some of the clusters: wait for it, then retry.
+    case wait(Qcow2AllocationGate)
 }
 
 extension Qcow2Metadata {
     /// Decides the next step of a write of `data` at guest `position`: in place when the
-    /// first cluster is this image's alone, else allocates and writes a run of clusters
-    /// (copying the parts of the first and last cluster the write does not cover).
+    /// first cluster is this image's alone, else a run of clusters is allocated, whose data
+    /// (with the parts of the first and last cluster the write does not cover) the caller
+    /// writes outside the lock.
     mutating func writeStep(at position: UInt64, data: UnsafeRawBufferPointer) throws(BlockError) -> Qcow2WriteStep {
         let guestCluster = geometry.clusterIndex(position)
         let inCluster = geometry.offsetInCluster(position)
         let clusters = geometry.clusterCount(bytes: inCluster + UInt64(data.count))
+        if let gate = gateOfAllocation(overlapping: guestCluster..<guestCluster + clusters) { return .wait(gate) }
         let (state, run) = try run(at: guestCluster, maximum: clusters)
         if case .normal(let host, true) = state {
             inFlight.begin(epoch)
             return .inPlace(host: host + inCluster, length: min(UInt64(data.count), run * geometry.clusterSize - inCluster), epoch: epoch)
         }
-        return .written(length: try allocatingWrite(at: position, data: data))
+        return .allocate(try beginAllocation(at: position, length: UInt64(data.count)))
     }
 
-    /// Does one allocating step of a write; returns how many bytes of `data` it wrote.
-    private mutating func allocatingWrite(at position: UInt64, data: UnsafeRawBufferPointer) throws(BlockError) -> UInt64 {
+    /// Allocates host clusters for the first allocating run of a write of `length` bytes at
+    /// `position`, and records the run as in flight until `finishAllocation`.
+    private mutating func beginAllocation(at position: UInt64, length: UInt64) throws(BlockError) -> Qcow2Allocation {
         try prepareAllocation()
         let clusterSize = geometry.clusterSize
         let first = geometry.clusterIndex(position)
         let inCluster = geometry.offsetInCluster(position)
-        var location = try writableL2Location(guestCluster: first)
+        let location = try writableL2Location(guestCluster: first)
 
         // The run: clusters that need a new host cluster, within one L2 slice.
         let sliceEnd = (first / geometry.sliceEntries + 1) * geometry.sliceEntries
-        let wanted = min(geometry.clusterCount(bytes: inCluster + UInt64(data.count)), sliceEnd - first)
+        let wanted = min(geometry.clusterCount(bytes: inCluster + length), sliceEnd - first)
         var old: [Qcow2ClusterState] = []
         for index in 0..<wanted {
             let state = try geometry.state(of: l2Cache.uint64(slot: location.slot, index: location.index + Int(index)), guestCluster: first + index)
@@ -47,110 +53,73 @@ extension Qcow2Metadata {
             old.append(state)
         }
         let count = UInt64(old.count)
-        var reused: UInt64?
-        if case .zeroAllocated(let host, true) = old[0] { reused = host }
-
         let runStart = first * clusterSize
-        let dataEnd = min(position + UInt64(data.count), runStart + count * clusterSize)
-        let headLength = inCluster
+        let dataEnd = min(position + length, runStart + count * clusterSize)
         let tailLength = runStart + count * clusterSize - dataEnd
+        // QEMU's zero test of the copy-on-write regions is a block-status query.
+        if inCluster + tailLength > 0 { _ = isMetadataPreallocated() }
         let fileEnd = file.size
         let host: UInt64
-        if let reused { host = reused } else { host = try allocateClusters(count) }
-        do {
-            try writeAllocatedData(
-                at: host, old: old, firstGuestCluster: first, runStart: runStart, dataEnd: dataEnd,
-                payload: UnsafeRawBufferPointer(rebasing: data[..<Int(dataEnd - position)]),
-                headLength: headLength, tailLength: tailLength, fileEnd: fileEnd)
-        } catch {
+        var reused = false
+        if case .zeroAllocated(let reusedHost, true) = old[0] {
+            host = reusedHost
+            reused = true
+        } else {
+            host = try allocateClusters(count)
+        }
+        nextAllocationID += 1
+        pendingAllocations.append(Qcow2PendingAllocation(
+            id: nextAllocationID, clusters: first..<first + count,
+            hostClusters: reused ? 0..<0 : geometry.clusterIndex(host)..<geometry.clusterIndex(host) + count))
+        inFlight.begin(epoch)
+        return Qcow2Allocation(
+            host: host, isReused: reused, old: old, firstGuestCluster: first, position: position, dataEnd: dataEnd,
+            headLength: inCluster, tailLength: tailLength, fileEnd: fileEnd, epoch: epoch, id: nextAllocationID)
+    }
+
+    /// Ends an allocation's time in flight (with `finishAllocation`, in the same locked
+    /// section); returns the requests waiting for it, to let go once the lock is released.
+    mutating func endPendingAllocation(_ allocation: Qcow2Allocation) -> (gate: Qcow2AllocationGate?, waiters: Int) {
+        guard let index = pendingAllocations.firstIndex(where: { $0.id == allocation.id }) else {
+            preconditionFailure("qcow2: finishing an allocation that is not in flight")
+        }
+        inFlight.end(allocation.epoch)
+        let pending = pendingAllocations.remove(at: index)
+        return (pending.gate, pending.waiters)
+    }
+
+    /// Points the L2 entries at an allocation whose data is written (`dataNeedsFlush`: the
+    /// data must be durable before L2 points to it), or gives its clusters back when the
+    /// data write failed (`dataNeedsFlush` nil).
+    mutating func finishAllocation(_ allocation: Qcow2Allocation, dataNeedsFlush: Bool?) throws(BlockError) {
+        let count = UInt64(allocation.old.count)
+        guard let dataNeedsFlush else {
             // Typically ENOSPC from a fixed-size file: nothing points at the new clusters
             // yet, so giving them back leaves the image as it was (no leak), and a retry
             // once the file has grown allocates the same clusters again.
-            if reused == nil { try? unallocateClusters(at: host, count: count) }
-            throw error
+            if !allocation.isReused { try? unallocateClusters(at: allocation.host, count: count) }
+            return
         }
-
-        if reused == nil { try l2WillReferenceNewClusters() }
-        location = try writableL2Location(guestCluster: first)
+        if dataNeedsFlush { l2NeedsDataFlushFirst() }
+        if !allocation.isReused { try l2WillReferenceNewClusters() }
+        let location = try writableL2Location(guestCluster: allocation.firstGuestCluster)
         for index in 0..<Int(count) {
-            setL2Entry((location.slot, location.index + index), (host + UInt64(index) * clusterSize) | Qcow2Geometry.copiedFlag)
+            setL2Entry((location.slot, location.index + index), (allocation.host + UInt64(index) * geometry.clusterSize) | Qcow2Geometry.copiedFlag)
         }
-        if reused == nil {
-            for state in old { try release(state, reason: .other) }
+        if !allocation.isReused {
+            for state in allocation.old { try release(state, reason: .other) }
         }
         processDiscards()
-        return dataEnd - position
     }
 
-    /// Writes a run's data to its new host clusters with the copy-on-write head and tail, as
-    /// QEMU does: where the head and tail read as zeroes, the whole allocation is zeroed in
-    /// one fast request first (a hole where the file can), then the data written; otherwise
-    /// one write of the copied head, the data and the copied tail.
-    private mutating func writeAllocatedData(
-        at host: UInt64, old: [Qcow2ClusterState], firstGuestCluster first: UInt64, runStart: UInt64, dataEnd: UInt64,
-        payload: UnsafeRawBufferPointer, headLength: UInt64, tailLength: UInt64, fileEnd: UInt64
-    ) throws(BlockError) {
-        let clusterSize = geometry.clusterSize
-        let count = UInt64(old.count)
-        if headLength + tailLength == 0 {
-            try file.write(at: host, from: payload)
-        } else {
-            // QEMU's zero test of the copy-on-write regions is a block-status query.
-            _ = isMetadataPreallocated()
-            var cowIsZero = try cowReadsAsZeroes(old[0], at: runStart, length: headLength)
-            if cowIsZero { cowIsZero = try cowReadsAsZeroes(old[old.count - 1], at: dataEnd, length: tailLength) }
-            // Zeroes: the whole allocation is zeroed in one request (a hole where the file
-            // can), then the data written, as QEMU does. Otherwise (or when the file cannot
-            // zero quickly) one write of the copied head, the data and the copied tail.
-            let zeroed = cowIsZero ? try zeroAllocation(at: host, length: count * clusterSize) : false
-            if !zeroed {
-                var merged = [UInt8](repeating: 0, count: Int(headLength))
-                if !cowIsZero && headLength > 0 { merged = try readOld(old[0], guestCluster: first, from: 0, count: headLength) }
-                merged.append(contentsOf: payload)
-                if !cowIsZero && tailLength > 0 {
-                    merged += try readOld(old[old.count - 1], guestCluster: first + count - 1, from: clusterSize - tailLength, count: tailLength)
-                } else {
-                    merged += repeatElement(0, count: Int(tailLength))
-                }
-                try source.writeHost(at: host, merged)
-                l2NeedsDataFlushFirst()
-            } else {
-                try file.write(at: host + headLength, from: payload)
-                // Zeroed space inside the old file must be durable before L2 points to it.
-                if host < fileEnd { l2NeedsDataFlushFirst() }
-            }
-        }
-    }
-
-    /// Zeroes freshly allocated host clusters with one fast write-zeroes request; false
-    /// when the file cannot do that quickly.
-    private func zeroAllocation(at host: UInt64, length: UInt64) throws(BlockError) -> Bool {
-        source.fileDataExtent.forget()
-        do {
-            try file.writeZeroes(at: host, length: length, flags: .fastZero)
-            return true
-        } catch .notSupported {
-            return false
-        }
-    }
-
-    /// Whether a copy-on-write region is known to read as zeroes from metadata alone,
-    /// without reading data (QEMU's quick test before zeroing instead of copying).
-    private func cowReadsAsZeroes(_ state: Qcow2ClusterState, at guestOffset: UInt64, length: UInt64) throws(BlockError) -> Bool {
-        guard length > 0 else { return true }
-        switch state {
-        case .zeroPlain, .zeroAllocated: return true
-        case .normal, .compressed: return false
-        case .unallocated: return try source.backingIsKnownZero(at: guestOffset, length: length)
-        }
-    }
-
-    private func readOld(_ state: Qcow2ClusterState, guestCluster: UInt64, from start: UInt64, count: UInt64) throws(BlockError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: Int(count))
-        try bytes.withMutableBytes { (buffer: UnsafeMutableRawBufferPointer) throws(BlockError) in
-            try source.readCluster(state, guestCluster: guestCluster, from: start, into: buffer)
-        }
-        return bytes
+    /// The gate of an allocating write in flight over any of `clusters` (its waiter count
+    /// raised: the caller must wait on it), nil when there is none.
+    mutating func gateOfAllocation(overlapping clusters: Range<UInt64>) -> Qcow2AllocationGate? {
+        guard let index = pendingAllocations.firstIndex(where: { $0.clusters.overlaps(clusters) }) else { return nil }
+        let gate = pendingAllocations[index].gate ?? Qcow2AllocationGate()
+        pendingAllocations[index].gate = gate
+        pendingAllocations[index].waiters += 1
+        return gate
     }
 
     /// Makes whole clusters read as zeroes: the zero flag (v3), or deallocation (v2 without

@@ -68,6 +68,9 @@ struct Qcow2Metadata {
     private var quarantine: [[UInt64]] = [[], []]
     private var quarantined: Set<UInt64> = []
     private var pendingDiscards: [(offset: UInt64, length: UInt64)] = []
+    /// Allocating writes whose data is being written outside the lock.
+    var pendingAllocations: [Qcow2PendingAllocation] = []
+    var nextAllocationID: UInt64 = 0
     /// The header's dirty bit as this driver set it (lazy refcounts) or found it.
     private(set) var isMarkedDirty: Bool
     /// QEMU's metadata-preallocation guess, made once (nil: not yet).
@@ -370,6 +373,9 @@ struct Qcow2Metadata {
             let first = block * geometry.refcountBlockEntries
             let count = min(geometry.refcountBlockEntries, endCluster - first)
             for index in 0..<Int(count) where refcountCache.refcount(slot: slot, index: index, order: geometry.refcountOrder) != 0 {
+                // Clusters of allocations in flight may not be in the file yet: not counted.
+                let cluster = first + UInt64(index)
+                if pendingAllocations.contains(where: { $0.hostClusters.contains(cluster) }) { continue }
                 inUse += 1
                 if inUse >= threshold { break }
             }
