@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "BlockCore"),
         // The system zlib, for reading compressed qcow2 clusters.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // Block drivers: file, host_device, raw, null-co, qcow2.
         .target(name: "BlockDrivers", dependencies: ["BlockCore", "CZlib"]),
         // NBD wire codec: handshake, options, requests, replies as pure values.
@@ -51,7 +52,7 @@ let package = Package(
         .target(name: "ImageTools", dependencies: ["BlockCore", "BlockDrivers", "JSON", "QAPI"]),
         // Composition root: command line processing, sockets, services, signals.
         .target(name: "HighWaterDaemon", dependencies: [
-            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer",
+            "JSON", "QAPI", "QMP", "QMPCommands", "BlockCore", "BlockDrivers", "NBDServer", "CMalloc",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
