@@ -35,9 +35,9 @@ extension AutoExtendConfiguration {
         var reader = try ObjectReader(value, at: "configuration")
         let daemonValues = try reader.take("daemons", as: "an array of daemons") { $0.arrayValue } ?? []
         let metrics = try reader.take("metrics", as: "\"HOST:PORT\"") { $0.stringValue.flatMap(MetricsAddress.init) }
-        let initial = try reader.take("retry-initial-ms", as: "a positive number of milliseconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 100
-        let maximum = try reader.take("retry-maximum-ms", as: "a positive number of milliseconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 30_000
-        let timeout = try reader.take("command-timeout-s", as: "a positive number of seconds") { $0.unsignedValue.flatMap { $0 > 0 ? $0 : nil } } ?? 60
+        let initial = try reader.take("retry-initial-ms", as: "a positive number of milliseconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 100
+        let maximum = try reader.take("retry-maximum-ms", as: "a positive number of milliseconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 30_000
+        let timeout = try reader.take("command-timeout-s", as: "a positive number of seconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 60
         try reader.finish()
         guard !daemonValues.isEmpty else { throw ConfigurationError("configuration: 'daemons' must list at least one daemon") }
         guard maximum >= initial else { throw ConfigurationError("configuration: 'retry-maximum-ms' is below 'retry-initial-ms'") }
@@ -86,7 +86,7 @@ extension AutoExtendConfiguration {
         }
         let command = try reader.take("command", as: "a shell command") { $0.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
         let chunk = try reader.take("chunk", as: "a positive size", parseSize)
-        let utilization = try reader.take("utilization", as: "a percentage from 0 to 99") { $0.unsignedValue.flatMap { $0 < 100 ? $0 : nil } }
+        let utilization = try reader.take("utilization", as: "a percentage from 0 to 99") { $0.nonNegativeValue.flatMap { $0 < 100 ? $0 : nil } }
         let maximum = try reader.take("maximum", as: "a positive size", parseSize)
         try reader.finish()
 
@@ -129,7 +129,7 @@ extension AutoExtendConfiguration {
 
     /// A positive size: a byte count, or a string such as "64M" or "2.5G".
     static func parseSize(_ value: JSONValue) -> UInt64? {
-        let size = value.unsignedValue ?? value.stringValue.flatMap(Self.size)
+        let size = value.nonNegativeValue ?? value.stringValue.flatMap(Self.size)
         return size.flatMap { $0 > 0 ? $0 : nil }
     }
 
@@ -161,5 +161,16 @@ private struct ObjectReader {
 
     func finish() throws(ConfigurationError) {
         if let key = object.keys.first { throw ConfigurationError("\(place): unknown member '\(key)'") }
+    }
+}
+
+extension JSONValue {
+    /// A number a configuration file gives as a count or size: negative ones are refused.
+    fileprivate var nonNegativeValue: UInt64? {
+        switch self {
+        case .int(let value) where value >= 0: UInt64(value)
+        case .uint(let value): value
+        default: nil
+        }
     }
 }

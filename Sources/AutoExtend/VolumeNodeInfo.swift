@@ -80,13 +80,7 @@ public struct VolumeNodeInfo: Sendable, Equatable {
     /// `wr_highest_offset` of `nodeName` in the reply of `query-blockstats` with
     /// `query-nodes: true`.
     public static func highestOffset(of nodeName: String, in reply: JSONValue) throws(VolumeNodeError) -> UInt64 {
-        guard let entry = reply.arrayValue?.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
-            throw .unknownNode(nodeName, known: reply.arrayValue?.compactMap { $0["node-name"]?.stringValue } ?? [])
-        }
-        guard let offset = entry["stats"]?["wr_highest_offset"]?.unsignedValue else {
-            throw .malformedReply("no stats.wr_highest_offset for node '\(nodeName)'")
-        }
-        return offset
+        try number(of: nodeName, in: reply, at: ["stats", "wr_highest_offset"])
     }
 
     /// `highest-offset` of the one node in the reply of
@@ -94,13 +88,18 @@ public struct VolumeNodeInfo: Sendable, Equatable {
     /// `query-blockstats` reports every node, which at hundreds of volumes costs more than
     /// the extension it precedes).
     public static func highestOffset(of nodeName: String, inWriteThresholds reply: JSONValue) throws(VolumeNodeError) -> UInt64 {
+        try number(of: nodeName, in: reply, at: ["highest-offset"])
+    }
+
+    /// The number at `path` in the entry of `nodeName` in a reply that lists nodes.
+    private static func number(of nodeName: String, in reply: JSONValue, at path: [String]) throws(VolumeNodeError) -> UInt64 {
         guard let entry = reply.arrayValue?.first(where: { $0["node-name"]?.stringValue == nodeName }) else {
             throw .unknownNode(nodeName, known: reply.arrayValue?.compactMap { $0["node-name"]?.stringValue } ?? [])
         }
-        guard let offset = entry["highest-offset"]?.unsignedValue else {
-            throw .malformedReply("no highest-offset for node '\(nodeName)'")
+        guard let number = path.reduce(Optional(entry), { $0?[$1] })?.unsignedValue else {
+            throw .malformedReply("no \(path.joined(separator: ".")) for node '\(nodeName)'")
         }
-        return offset
+        return number
     }
 
     /// The nodes of the exports that hold writes for lack of space, in the reply of
@@ -110,16 +109,5 @@ public struct VolumeNodeInfo: Sendable, Equatable {
         Set((reply.arrayValue ?? []).compactMap { export in
             export["__io.highwater_io-status"]?.stringValue == "nospace" ? export["node-name"]?.stringValue : nil
         })
-    }
-}
-
-extension JSONValue {
-    /// A non-negative integer value.
-    var unsignedValue: UInt64? {
-        switch self {
-        case .int(let value) where value >= 0: UInt64(value)
-        case .uint(let value): value
-        default: nil
-        }
     }
 }

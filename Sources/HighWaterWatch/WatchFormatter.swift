@@ -74,7 +74,7 @@ public enum WatchFormatter {
     }
 
     private static func eventText(_ name: String, _ data: JSONObject) -> String {
-        func number(_ key: String) -> UInt64? { data[key].flatMap(WatchSession.integer) }
+        func number(_ key: String) -> UInt64? { data[key]?.unsignedValue }
         let node = data["node-name"]?.stringValue ?? "?"
         switch name {
         case "BLOCK_WRITE_THRESHOLD":

@@ -164,7 +164,7 @@ public struct WatchSession: Sendable {
     private static func uses(_ refresh: Refresh) -> [NodeUse] {
         var highestOffsets: [String: UInt64] = [:]
         func collect(_ entry: JSONValue) {
-            if let name = entry["node-name"]?.stringValue, let offset = entry["stats"]?["wr_highest_offset"].flatMap(integer) {
+            if let name = entry["node-name"]?.stringValue, let offset = entry["stats"]?["wr_highest_offset"]?.unsignedValue {
                 highestOffsets[name] = offset
             }
             if let parent = entry["parent"] { collect(parent) }
@@ -173,33 +173,24 @@ public struct WatchSession: Sendable {
         var named: [String: (size: UInt64?, thresholds: [NodeUse.NamedThreshold])] = [:]
         for node in refresh.thresholds ?? [] {
             guard let name = node["node-name"]?.stringValue else { continue }
-            named[name] = (node["size"].flatMap(integer), (node["thresholds"]?.arrayValue ?? []).compactMap(namedThreshold))
+            named[name] = (node["size"]?.unsignedValue, (node["thresholds"]?.arrayValue ?? []).compactMap(namedThreshold))
         }
         return (refresh.nodes ?? []).reversed().compactMap { node -> NodeUse? in
             guard let name = node["node-name"]?.stringValue else { return nil }
             return NodeUse(
                 nodeName: name,
-                size: named[name]?.size ?? node["image"]?["virtual-size"].flatMap(integer) ?? 0,
+                size: named[name]?.size ?? node["image"]?["virtual-size"]?.unsignedValue ?? 0,
                 highestOffset: highestOffsets[name] ?? 0,
-                writeThreshold: node["write_threshold"].flatMap(integer) ?? 0,
+                writeThreshold: node["write_threshold"]?.unsignedValue ?? 0,
                 thresholds: refresh.thresholds == nil ? nil : named[name]?.thresholds ?? [])
         }
     }
 
     private static func namedThreshold(_ entry: JSONValue) -> NodeUse.NamedThreshold? {
-        guard let name = entry["name"]?.stringValue, let value = entry["write-threshold"].flatMap(integer) else { return nil }
+        guard let name = entry["name"]?.stringValue, let value = entry["write-threshold"]?.unsignedValue else { return nil }
         return NodeUse.NamedThreshold(
-            name: name, value: value, percent: entry["percent"].flatMap(integer).map(Int.init),
+            name: name, value: value, percent: entry["percent"]?.unsignedValue.map(Int.init),
             mode: entry["mode"]?.stringValue ?? "one-shot", isArmed: entry["armed"]?.boolValue ?? false,
-            fireCount: entry["fired"].flatMap(integer) ?? 0)
-    }
-
-    /// A uint64 as QEMU prints it: thresholds come out signed (2^64-1 as -1).
-    static func integer(_ value: JSONValue) -> UInt64? {
-        switch value {
-        case .int(let number): UInt64(bitPattern: number)
-        case .uint(let number): number
-        default: nil
-        }
+            fireCount: entry["fired"]?.unsignedValue ?? 0)
     }
 }

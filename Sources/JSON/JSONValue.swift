@@ -75,6 +75,16 @@ extension JSONValue {
         value <= UInt64(Int64.max) ? .int(Int64(value)) : .uint(value)
     }
 
+    /// A uint64 as QEMU prints it, the inverse of `unsigned(_:)`: some members (thresholds)
+    /// come out signed, 2^64-1 as -1.
+    public var unsignedValue: UInt64? {
+        switch self {
+        case .int(let value): UInt64(bitPattern: value)
+        case .uint(let value): value
+        default: nil
+        }
+    }
+
     public var objectValue: JSONObject? { if case .object(let o) = self { o } else { nil } }
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
