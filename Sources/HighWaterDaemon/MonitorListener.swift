@@ -49,7 +49,7 @@ final class MonitorListener: Sendable {
                 socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
             }
         } catch {
-            throw DaemonStartupError("Failed to bind socket to \(address): \(error)")
+            throw address.bindFailure("\(error)")
         }
         let family = socketAddress.protocol.rawValue
         let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -98,12 +98,6 @@ final class MonitorListener: Sendable {
     }
 
     private static func failure(_ address: ListenAddress) -> DaemonStartupError {
-        DaemonStartupError("Failed to bind socket to \(address): \(String(cString: strerror(errno)))")
-    }
-}
-
-extension ListenAddress {
-    var isInet: Bool {
-        if case .inet = self { true } else { false }
+        address.bindFailure(String(cString: strerror(errno)))
     }
 }

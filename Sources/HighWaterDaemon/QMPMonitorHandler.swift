@@ -11,7 +11,6 @@ import Synchronization
 /// were produced, so the events a command causes precede its reply, as in QEMU.
 final class QMPMonitorHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     /// The part of a connection other threads may touch: event delivery and closing.
     final class Connection: Sendable {

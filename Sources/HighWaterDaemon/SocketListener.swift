@@ -32,6 +32,15 @@ enum ListenAddress: Sendable, CustomStringConvertible {
         case .inet(let host, let port): "\(host):\(port)"
         }
     }
+
+    var isInet: Bool {
+        if case .inet = self { true } else { false }
+    }
+
+    /// QEMU's error for a listener that cannot be set up here.
+    func bindFailure(_ reason: String) -> DaemonStartupError {
+        DaemonStartupError("Failed to bind socket to \(self): \(reason)")
+    }
 }
 
 /// Listening sockets for monitors and the NBD server. A stale UNIX socket file is replaced,
@@ -44,7 +53,7 @@ enum SocketListener {
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .childChannelInitializer(childInitializer)
-        if case .inet = address {
+        if address.isInet {
             bootstrap = bootstrap
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -57,9 +66,9 @@ enum SocketListener {
                 return try bootstrap.bind(host: host, port: port).wait()
             }
         } catch let error as IOError {
-            throw DaemonStartupError("Failed to bind socket to \(address): \(String(cString: strerror(error.errnoCode)))")
+            throw address.bindFailure(String(cString: strerror(error.errnoCode)))
         } catch {
-            throw DaemonStartupError("Failed to bind socket to \(address): \(error)")
+            throw address.bindFailure("\(error)")
         }
     }
 }
