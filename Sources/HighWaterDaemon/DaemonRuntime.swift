@@ -50,13 +50,15 @@ final class DaemonRuntime: Sendable {
         hub = MonitorHub(logger: logger)
         let deletedExports = ExportDeletionForwarder()
         exports = NBDExportRegistry(onExportDeleted: { deletedExports.forward($0) })
-        let stallEvents = QMPBlockEventSink(events: hub)
-        nbd = NBDListener(group: eventLoops, registry: exports, executor: ioExecutor, logger: logger) { export in
-            stallEvents.writeStalledOnNoSpace(nodeName: export.node.name)
+        let qmpBlockEvents = QMPBlockEventSink(events: hub)
+        let blockEvents = BlockEventCounter(forwardingTo: qmpBlockEvents)
+        nbd = NBDListener(group: eventLoops, registry: exports, executor: ioExecutor, blockEvents: blockEvents, logger: logger) { export in
+            qmpBlockEvents.writeStalledOnNoSpace(nodeName: export.node.name)
         }
         let quitTrigger = self.quitTrigger
         commands = HighWaterCommands(context: .init(
-            graph: graph, exports: exports, nbd: nbd, events: hub, requestShutdown: { quitTrigger.fire() }))
+            graph: graph, exports: exports, nbd: nbd, events: hub, blockEvents: blockEvents,
+            requestShutdown: { quitTrigger.fire() }))
         deletedExports.target = commands
     }
 

@@ -17,15 +17,17 @@ final class NBDListener: NBDServerControl {
     private let group: any EventLoopGroup
     private let registry: NBDExportRegistry
     private let executor: any BlockIOExecutor
+    private let blockEvents: BlockEventCounter
     private let logger: Logger
     private let onWriteStall: @Sendable (NBDExport) -> Void
     private let running = Mutex<Running?>(nil)
 
-    init(group: any EventLoopGroup, registry: NBDExportRegistry, executor: any BlockIOExecutor, logger: Logger,
-         onWriteStall: @escaping @Sendable (NBDExport) -> Void) {
+    init(group: any EventLoopGroup, registry: NBDExportRegistry, executor: any BlockIOExecutor,
+         blockEvents: BlockEventCounter, logger: Logger, onWriteStall: @escaping @Sendable (NBDExport) -> Void) {
         self.group = group
         self.registry = registry
         self.executor = executor
+        self.blockEvents = blockEvents
         self.logger = logger
         self.onWriteStall = onWriteStall
     }
@@ -34,7 +36,8 @@ final class NBDListener: NBDServerControl {
 
     func start(_ options: NBDServerOptions) throws {
         let server = NBDServer(
-            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), logger: logger,
+            registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), blockEvents: blockEvents,
+            logger: logger,
             onWriteStall: onWriteStall)
         let address = try ListenAddress(options.address)
         let channel = try SocketListener.bind(address, group: group) { channel in

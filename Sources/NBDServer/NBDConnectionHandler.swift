@@ -196,9 +196,9 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         let isSample = policy.isSmall(request)
         let bytes = request.command == .read || request.command == .write ? Int(request.length) : 0
         if policy.runsInline(request, estimate: serviceTime) {
-            let start = NIODeadline.now()
+            let timer = NBDServiceTimer(events: server.blockEvents)
             let outcome = session.attempt(request, payload: payload)
-            if isSample { serviceTime.record((NIODeadline.now() - start).nanoseconds.clampedToUInt64) }
+            if isSample, let sample = timer.sample() { serviceTime.record(sample) }
             switch outcome {
             case .reply(let reply):
                 write(reply)

@@ -19,11 +19,10 @@ struct NBDRequestIO: Sendable {
 
     /// The first attempt, on an I/O thread; a `sampled` request reports its service time.
     func run(sampled: Bool) {
-        let start = sampled ? NIODeadline.now() : nil
+        let timer = sampled ? NBDServiceTimer(events: server.blockEvents) : nil
         switch session.attempt(request, payload: payload) {
         case .reply(let reply):
-            deliver(NBDCompletion(reply: reply, bytes: bytes,
-                                  serviceTime: start.map { (NIODeadline.now() - $0).nanoseconds.clampedToUInt64 }))
+            deliver(NBDCompletion(reply: reply, bytes: bytes, serviceTime: timer?.sample()))
         case .noSpace(let sizes, let failure):
             hold(volumeSizes: sizes, failure: failure)
         }
@@ -60,8 +59,4 @@ struct NBDRequestIO: Sendable {
             return false
         }
     }
-}
-
-extension Int64 {
-    var clampedToUInt64: UInt64 { self > 0 ? UInt64(self) : 0 }
 }

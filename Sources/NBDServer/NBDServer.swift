@@ -1,3 +1,4 @@
+import BlockCore
 import Logging
 import NIOCore
 import Synchronization
@@ -25,6 +26,9 @@ public final class NBDServer: Sendable {
     let maximumRequestsInFlight: Int
     let maximumBytesInFlight: Int
     let inlineIO: NBDInlineIOPolicy
+    /// The block layer's events, so that a request that fired one is not taken as a sample
+    /// of I/O speed (see `NBDServiceTimer`).
+    let blockEvents: BlockEventCounter?
     let logger: Logger
     private let connectionCountDidChange: (@Sendable (Int) -> Void)?
     private let onWriteStall: (@Sendable (NBDExport) -> Void)?
@@ -32,7 +36,8 @@ public final class NBDServer: Sendable {
     private let nextConnectionNumber = Atomic<UInt64>(1)
 
     public init(registry: NBDExportRegistry, executor: any BlockIOExecutor, maximumConnections: Int = 0,
-                maximumRequestsInFlight: Int = 64, maximumBytesInFlight: Int = 64 << 20, inlineIO: NBDInlineIOPolicy = .adaptive, logger: Logger,
+                maximumRequestsInFlight: Int = 64, maximumBytesInFlight: Int = 64 << 20, inlineIO: NBDInlineIOPolicy = .adaptive,
+                blockEvents: BlockEventCounter? = nil, logger: Logger,
                 connectionCountDidChange: (@Sendable (Int) -> Void)? = nil,
                 onWriteStall: (@Sendable (NBDExport) -> Void)? = nil) {
         self.registry = registry
@@ -41,6 +46,7 @@ public final class NBDServer: Sendable {
         self.maximumRequestsInFlight = max(1, maximumRequestsInFlight)
         self.maximumBytesInFlight = max(1, maximumBytesInFlight)
         self.inlineIO = inlineIO
+        self.blockEvents = blockEvents
         self.logger = logger
         self.connectionCountDidChange = connectionCountDidChange
         self.onWriteStall = onWriteStall

@@ -30,19 +30,21 @@ public final class HighWaterCommands: QMPCommandExecutor {
         public var exports: NBDExportRegistry
         public var nbd: any NBDServerControl
         public var events: any QMPEventEmitter
+        /// Where the nodes' events go: by default straight to `events` as QMP events.
+        public var blockEvents: any BlockEventSink
         /// Called by `quit` after the exports are gone; the daemon shuts down after the reply.
         public var requestShutdown: @Sendable () -> Void
 
         public init(graph: BlockGraph, exports: NBDExportRegistry, nbd: any NBDServerControl,
-                    events: any QMPEventEmitter, requestShutdown: @escaping @Sendable () -> Void) {
+                    events: any QMPEventEmitter, blockEvents: (any BlockEventSink)? = nil,
+                    requestShutdown: @escaping @Sendable () -> Void) {
             self.graph = graph
             self.exports = exports
             self.nbd = nbd
             self.events = events
+            self.blockEvents = blockEvents ?? QMPBlockEventSink(events: events)
             self.requestShutdown = requestShutdown
         }
-
-        var blockEvents: QMPBlockEventSink { QMPBlockEventSink(events: events) }
     }
 
     /// The `query-version` answer: QEMU 7.2's version, since clients decide features by it.

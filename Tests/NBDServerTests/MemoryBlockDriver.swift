@@ -138,11 +138,18 @@ struct IgnoredBlockEvents: BlockEventSink {
     func blockEvent(_ event: BlockEvent) {}
 }
 
+/// Takes its time over every event, as a manager woken on the I/O thread's core does.
+struct SlowBlockEvents: BlockEventSink {
+    let microseconds: UInt32
+    func blockEvent(_ event: BlockEvent) { usleep(microseconds) }
+}
+
 func makeExport(id: String = "e0", name: String = "disk", description: String? = nil, size: Int = 1 << 20,
-                writable: Bool = true, nodeReadOnly: Bool = false, alignment: UInt32 = 1) throws -> (NBDExport, MemoryBlockDriver) {
+                writable: Bool = true, nodeReadOnly: Bool = false, alignment: UInt32 = 1,
+                eventSink: any BlockEventSink = IgnoredBlockEvents()) throws -> (NBDExport, MemoryBlockDriver) {
     let driver = MemoryBlockDriver(size: size, alignment: alignment)
     let node = try BlockNode(options: BlockNodeOptions(nodeName: "node-\(id)", readOnly: nodeReadOnly, discard: .unmap),
-                             driver: driver, eventSink: IgnoredBlockEvents())
+                             driver: driver, eventSink: eventSink)
     return (NBDExport(id: id, name: name, description: description, node: node, writable: writable), driver)
 }
 

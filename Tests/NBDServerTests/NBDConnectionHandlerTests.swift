@@ -231,6 +231,25 @@ import Testing
         #expect(try client.receive().isEmpty)
     }
 
+    @Test func aRequestThatFiredAnEventIsNoSampleOfSpeed() throws {
+        // Delivering the event takes 20 ms (a manager running on our core), the I/O nothing.
+        let events = BlockEventCounter(forwardingTo: SlowBlockEvents(microseconds: 20_000))
+        let (export, _) = try makeExport(id: "e1", name: "thin", eventSink: events)
+        try registry.add(export)
+        let executor = DeferredBlockIOExecutor()
+        let server = NBDServer(registry: registry, executor: executor, inlineIO: NBDInlineIOPolicy(maximumLength: 65536, latencyLimitNanoseconds: 2_000_000),
+                               blockEvents: events, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let client = try EmbeddedNBDClient(server: server)
+        try client.handshake(export: "thin")
+        for cookie in UInt64(1)...3 {
+            export.node.setWriteThreshold(cookie * 4096)
+            try client.send(NBDRequest(command: .write, cookie: cookie, offset: cookie * 4096, length: 1), payload: [1])
+            #expect(try client.receive().map(\.cookie) == [cookie], "inline: crossing the threshold is not slow I/O")
+        }
+        #expect(events.count == 3)
+        #expect(executor.pendingCount == 0)
+    }
+
     @Test func largeRequestsAreLimitedByBytesInFlight() throws {
         let executor = DeferredBlockIOExecutor()
         let server = NBDServer(registry: registry, executor: executor, maximumBytesInFlight: 300_000, inlineIO: .never,
