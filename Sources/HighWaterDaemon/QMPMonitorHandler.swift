@@ -8,7 +8,11 @@ import Synchronization
 /// on the command thread one at a time, writes replies and events.
 ///
 /// Replies and events go out through the connection's `MonitorOutput` in the order they
-/// were produced, so the events a command causes precede its reply, as in QEMU.
+/// were produced, so the events a command causes precede its reply, as in QEMU. The command
+/// thread sends a command's reply itself and goes back to sleep: the monitor's loop hears
+/// of it only when more input waits behind the command, so a command costs two thread
+/// wake-ups, not four (a manager re-arming a threshold writes next, and every thread that
+/// still runs then competes with the write for a core).
 final class QMPMonitorHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -37,11 +41,41 @@ final class QMPMonitorHandler: ChannelInboundHandler {
         }
     }
 
+    /// Whether a command runs (further input waits, so replies keep request order), shared
+    /// by the monitor's loop and the command thread.
+    final class CommandGate: Sendable {
+        private struct State {
+            var running = false
+            var inputWaiting = false
+        }
+
+        private let state = Mutex(State())
+
+        /// False while a command runs: the input that just arrived waits for `finish()`.
+        func mayProceed() -> Bool {
+            state.withLock { state in
+                if state.running { state.inputWaiting = true }
+                return !state.running
+            }
+        }
+
+        func start() {
+            state.withLock { $0.running = true }
+        }
+
+        /// Ends the running command; true when input waits behind it.
+        func finish() -> Bool {
+            state.withLock { state in
+                defer { state = State() }
+                return state.inputWaiting
+            }
+        }
+    }
+
     private var session: QMPSession
     private let executor: any QMPCommandExecutor
     private let runner: CommandRunner
-    /// A command is running: further input waits, so replies keep request order.
-    private var commandRunning = false
+    private let gate = CommandGate()
     private let hub: MonitorHub
     private let pretty: Bool
     private let output: MonitorOutput
@@ -92,31 +126,31 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     }
 
     private func processActions() {
-        guard let context else { return }
-        while !commandRunning, let action = session.nextAction() {
+        guard let context, gate.mayProceed() else { return }
+        while let action = session.nextAction() {
             switch action {
             case .send(let bytes):
                 send(bytes)
             case .execute(let request):
-                commandRunning = true
+                gate.start()
                 let executor = self.executor
+                let output = self.output
+                let gate = self.gate
+                // The reply depends on the monitor's settings only, not on later input.
+                let session = self.session
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 runner.submit {
                     let result = executor.execute(request)
-                    // The reply must be in the output before the events QEMU sends after it.
-                    try? handler.eventLoop.submit {
-                        handler.value.commandFinished(request, result: result)
-                    }.wait()
+                    // The reply goes out before the events QEMU sends after it.
+                    output.send(session.response(to: request, result: result))
                     executor.commandReplied()
+                    if gate.finish() {
+                        handler.eventLoop.execute { handler.value.processActions() }
+                    }
                 }
+                return
             }
         }
-    }
-
-    private func commandFinished(_ request: QMPRequest, result: Result<JSONValue, QMPError>) {
-        commandRunning = false
-        send(session.response(to: request, result: result))
-        processActions()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
