@@ -59,8 +59,9 @@ final class QMPMonitorHandler: ChannelInboundHandler {
             }
         }
 
-        func start() {
-            state.withLock { $0.running = true }
+        /// A command starts; `inputWaiting` when more input is already there.
+        func start(inputWaiting: Bool) {
+            state.withLock { $0 = State(running: true, inputWaiting: inputWaiting) }
         }
 
         /// Ends the running command; true when input waits behind it.
@@ -132,7 +133,7 @@ final class QMPMonitorHandler: ChannelInboundHandler {
             case .send(let bytes):
                 send(bytes)
             case .execute(let request):
-                gate.start()
+                gate.start(inputWaiting: session.hasInputWaiting)
                 let executor = self.executor
                 let output = self.output
                 let gate = self.gate

@@ -54,6 +54,14 @@ public struct JSONStreamParser: Sendable {
     /// Bytes received but not yet parsed.
     public var bufferedByteCount: Int { input.count - inputIndex }
 
+    /// Whether `next()` may have something without more input: an item already parsed and
+    /// not handed out, or unparsed bytes other than whitespace (the newline after a message
+    /// alone does not count).
+    public var hasInputWaiting: Bool {
+        pendingIndex < pending.count
+            || input[inputIndex...].contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
+    }
+
     public mutating func append(bytes: some Sequence<UInt8>) {
         if inputIndex == input.count {
             input.removeAll(keepingCapacity: true)

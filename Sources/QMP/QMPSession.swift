@@ -60,6 +60,9 @@ public struct QMPSession: Sendable {
     /// Input received but not yet turned into actions; a caller may stop reading while it is large.
     public var bufferedByteCount: Int { parser.bufferedByteCount }
 
+    /// Whether input received may hold another message (see `JSONStreamParser.hasInputWaiting`).
+    public var hasInputWaiting: Bool { parser.hasInputWaiting }
+
     public mutating func receive(_ bytes: some Sequence<UInt8>) {
         parser.append(bytes: bytes)
     }

@@ -241,3 +241,16 @@ private let expectingValue = error("JSON parse error, expecting value")
     parser.append(bytes: bytes(":2}"))
     #expect(parser.next() == .value(["b": 2]))
 }
+
+@Test func inputWaitsUntilOnlyWhitespaceIsLeft() {
+    var parser = JSONStreamParser()
+    #expect(!parser.hasInputWaiting)
+    parser.append(bytes: bytes("{\"a\":1}\r\n {\"b\":2} \t\n"))
+    #expect(parser.hasInputWaiting)
+    #expect(parser.next() == .value(["a": 1]))
+    #expect(parser.hasInputWaiting, "the second message")
+    #expect(parser.next() == .value(["b": 2]))
+    #expect(!parser.hasInputWaiting, "whitespace only")
+    parser.append(bytes: bytes("{"))
+    #expect(parser.hasInputWaiting)
+}
