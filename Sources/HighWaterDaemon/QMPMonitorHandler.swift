@@ -30,10 +30,12 @@ final class QMPMonitorHandler: ChannelInboundHandler {
             self.pretty = pretty
         }
 
-        /// Writes the event from the calling thread (the one where it happened).
-        func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) {
-            guard acceptsEvents.load(ordering: .acquiring) else { return }
+        /// Writes the event from the calling thread (the one where it happened); false when
+        /// the session is not in command mode yet.
+        func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) -> Bool {
+            guard acceptsEvents.load(ordering: .acquiring) else { return false }
             output.send(QMPSession.event(name: name, data: data, timestamp: timestamp, pretty: pretty))
+            return true
         }
 
         func close() -> EventLoopFuture<Void> {
