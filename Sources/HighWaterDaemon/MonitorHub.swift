@@ -32,18 +32,11 @@ final class MonitorHub: QMPEventEmitter {
     /// Sends an event to every monitor in command mode and logs it.
     ///
     /// Delivery comes first: a manager waiting for the event should not wait for our log.
-    /// Then the thread yields its core. Writing to a local socket wakes the reader on the
-    /// writer's core (the kernel expects a writer to sleep next), but this thread goes on
-    /// with the I/O that caused the event, and the manager would wait for it — or, on a
-    /// virtual machine, for the host to run another, halted, virtual CPU: a millisecond in
-    /// the worst cases measured. Events are rare; the I/O waits a few microseconds.
     func emit(_ name: String, data: JSONObject?) {
         let timestamp = Self.wallClock()
-        var delivered = false
         for connection in connections.withLock({ Array($0.values) }) {
-            delivered = connection.deliverEvent(name: name, data: data, timestamp: timestamp) || delivered
+            connection.deliverEvent(name: name, data: data, timestamp: timestamp)
         }
-        if delivered { sched_yield() }
         if let data {
             logger.info("event \(name) \(String(decoding: JSONValue.object(data).serialized(), as: UTF8.self))")
         } else {

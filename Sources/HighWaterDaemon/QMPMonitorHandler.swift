@@ -10,9 +10,9 @@ import Synchronization
 /// Replies and events go out through the connection's `MonitorOutput` in the order they
 /// were produced, so the events a command causes precede its reply, as in QEMU. The command
 /// thread sends a command's reply itself and goes back to sleep: the monitor's loop hears
-/// of it only when more input waits behind the command, so a command costs two thread
-/// wake-ups, not four (a manager re-arming a threshold writes next, and every thread that
-/// still runs then competes with the write for a core).
+/// of it only when more input waits behind the command, so a command whose reply fits in
+/// the socket costs two thread wake-ups, not four (a manager re-arming a threshold writes
+/// next, and every thread that still runs then competes with the write for a core).
 final class QMPMonitorHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -30,12 +30,10 @@ final class QMPMonitorHandler: ChannelInboundHandler {
             self.pretty = pretty
         }
 
-        /// Writes the event from the calling thread (the one where it happened); false when
-        /// the session is not in command mode yet.
-        func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) -> Bool {
-            guard acceptsEvents.load(ordering: .acquiring) else { return false }
+        /// Writes the event from the calling thread (the one where it happened).
+        func deliverEvent(name: String, data: JSONObject?, timestamp: (seconds: Int64, microseconds: Int64)) {
+            guard acceptsEvents.load(ordering: .acquiring) else { return }
             output.send(QMPSession.event(name: name, data: data, timestamp: timestamp, pretty: pretty))
-            return true
         }
 
         func close() -> EventLoopFuture<Void> {
@@ -139,13 +137,12 @@ final class QMPMonitorHandler: ChannelInboundHandler {
                 let executor = self.executor
                 let output = self.output
                 let gate = self.gate
-                // The reply depends on the monitor's settings only, not on later input.
-                let session = self.session
+                let pretty = self.pretty
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 runner.submit {
                     let result = executor.execute(request)
                     // The reply goes out before the events QEMU sends after it.
-                    output.send(session.response(to: request, result: result))
+                    output.send(QMPSession.response(to: request, result: result, pretty: pretty))
                     executor.commandReplied()
                     if gate.finish() {
                         handler.eventLoop.execute { handler.value.processActions() }

@@ -198,7 +198,7 @@ public final class NBDConnectionHandler: ChannelDuplexHandler {
         if policy.runsInline(request, estimate: serviceTime) {
             let timer = NBDServiceTimer(events: server.blockEvents)
             let outcome = session.attempt(request, payload: payload)
-            if isSample, let sample = timer.sample() { serviceTime.record(sample) }
+            if let sample = timer.finish(), isSample { serviceTime.record(sample) }
             switch outcome {
             case .reply(let reply):
                 write(reply)

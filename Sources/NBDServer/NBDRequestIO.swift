@@ -19,10 +19,12 @@ struct NBDRequestIO: Sendable {
 
     /// The first attempt, on an I/O thread; a `sampled` request reports its service time.
     func run(sampled: Bool) {
-        let timer = sampled ? NBDServiceTimer(events: server.blockEvents) : nil
-        switch session.attempt(request, payload: payload) {
+        let timer = NBDServiceTimer(events: server.blockEvents)
+        let outcome = session.attempt(request, payload: payload)
+        let serviceTime = timer.finish()
+        switch outcome {
         case .reply(let reply):
-            deliver(NBDCompletion(reply: reply, bytes: bytes, serviceTime: timer?.sample()))
+            deliver(NBDCompletion(reply: reply, bytes: bytes, serviceTime: sampled ? serviceTime : nil))
         case .noSpace(let sizes, let failure):
             hold(volumeSizes: sizes, failure: failure)
         }

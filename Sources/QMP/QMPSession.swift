@@ -72,7 +72,7 @@ public struct QMPSession: Sendable {
     public mutating func nextAction() -> Action? {
         switch parser.next() {
         case nil: nil
-        case .error(let description): .send(errorReply(.generic(description), id: nil))
+        case .error(let description): .send(Self.errorReply(.generic(description), id: nil, pretty: pretty))
         case .value(let message): dispatch(message)
         }
     }
@@ -80,9 +80,15 @@ public struct QMPSession: Sendable {
     /// The reply to a command handed out by `.execute`: `{"return": ...}` or
     /// `{"error": ...}`, with the request's `id`.
     public func response(to request: QMPRequest, result: Result<JSONValue, QMPError>) -> [UInt8] {
+        Self.response(to: request, result: result, pretty: pretty)
+    }
+
+    /// The same reply without the session: it depends on the monitor's `pretty` only, so a
+    /// command thread can write it while the session reads further input.
+    public static func response(to request: QMPRequest, result: Result<JSONValue, QMPError>, pretty: Bool) -> [UInt8] {
         switch result {
-        case .success(let value): successReply(value, id: request.id)
-        case .failure(let error): errorReply(error, id: request.id)
+        case .success(let value): successReply(value, id: request.id, pretty: pretty)
+        case .failure(let error): errorReply(error, id: request.id, pretty: pretty)
         }
     }
 
@@ -106,12 +112,12 @@ public struct QMPSession: Sendable {
     /// permission, then (for `qmp_capabilities`) the arguments.
     private mutating func dispatch(_ message: JSONValue) -> Action {
         guard case .object(let members) = message else {
-            return .send(errorReply(.generic("QMP input must be a JSON object"), id: nil))
+            return .send(Self.errorReply(.generic("QMP input must be a JSON object"), id: nil, pretty: pretty))
         }
         let id = members["id"]
         let request: (command: String, outOfBand: Bool)
         switch commandMember(of: members) {
-        case .failure(let error): return .send(errorReply(error, id: id))
+        case .failure(let error): return .send(Self.errorReply(error, id: id, pretty: pretty))
         case .success(let found): request = found
         }
         let arguments = members["arguments"]?.objectValue ?? [:]
@@ -119,29 +125,29 @@ public struct QMPSession: Sendable {
         switch state {
         case .negotiating:
             guard request.command == Self.capabilitiesCommand else {
-                return .send(errorReply(.commandNotFound("Expecting capabilities negotiation with 'qmp_capabilities'"), id: id))
+                return .send(Self.errorReply(.commandNotFound("Expecting capabilities negotiation with 'qmp_capabilities'"), id: id, pretty: pretty))
             }
             switch Self.requestedOutOfBand(in: arguments) {
             case .failure(let error):
-                return .send(errorReply(error, id: id))
+                return .send(Self.errorReply(error, id: id, pretty: pretty))
             case .success(let outOfBand):
                 state = .commandMode(outOfBand: outOfBand)
-                return .send(successReply([:], id: id))
+                return .send(Self.successReply([:], id: id, pretty: pretty))
             }
         case .commandMode:
             guard request.command == Self.capabilitiesCommand || commandNames.contains(request.command) else {
-                return .send(errorReply(.commandNotFound("The command \(request.command) has not been found"), id: id))
+                return .send(Self.errorReply(.commandNotFound("The command \(request.command) has not been found"), id: id, pretty: pretty))
             }
             // No QSD 7.2 command has `allow-oob`.
             if request.outOfBand {
-                return .send(errorReply(.generic("The command \(request.command) does not support OOB"), id: id))
+                return .send(Self.errorReply(.generic("The command \(request.command) does not support OOB"), id: id, pretty: pretty))
             }
             guard request.command != Self.capabilitiesCommand else {
                 // The arguments are still checked first, as the command's unmarshalling does.
                 if case .failure(let error) = Self.requestedOutOfBand(in: arguments) {
-                    return .send(errorReply(error, id: id))
+                    return .send(Self.errorReply(error, id: id, pretty: pretty))
                 }
-                return .send(errorReply(.commandNotFound("Capabilities negotiation is already complete, command ignored"), id: id))
+                return .send(Self.errorReply(.commandNotFound("Capabilities negotiation is already complete, command ignored"), id: id, pretty: pretty))
             }
             return .execute(QMPRequest(command: request.command, arguments: arguments, id: id))
         }
@@ -205,18 +211,18 @@ public struct QMPSession: Sendable {
 
     // MARK: - Output
 
-    private func successReply(_ value: JSONValue, id: JSONValue?) -> [UInt8] {
+    private static func successReply(_ value: JSONValue, id: JSONValue?, pretty: Bool) -> [UInt8] {
         var reply: JSONObject = ["return": value]
         reply["id"] = id
-        return Self.render(.object(reply), pretty: pretty)
+        return render(.object(reply), pretty: pretty)
     }
 
-    private func errorReply(_ error: QMPError, id: JSONValue?) -> [UInt8] {
+    private static func errorReply(_ error: QMPError, id: JSONValue?, pretty: Bool) -> [UInt8] {
         var reply: JSONObject = [
             "error": ["class": .string(error.errorClass.rawValue), "desc": .string(error.description)],
         ]
         reply["id"] = id
-        return Self.render(.object(reply), pretty: pretty)
+        return render(.object(reply), pretty: pretty)
     }
 
     private static func render(_ message: JSONValue, pretty: Bool) -> [UInt8] {
