@@ -127,7 +127,7 @@ final class QMPMonitorHandler: ChannelInboundHandler {
     }
 
     private func processActions() {
-        guard let context, gate.mayProceed() else { return }
+        guard let context, context.channel.isActive, gate.mayProceed() else { return }
         while let action = session.nextAction() {
             switch action {
             case .send(let bytes):

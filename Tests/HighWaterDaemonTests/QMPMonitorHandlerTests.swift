@@ -13,17 +13,31 @@ import Testing
 import Glibc
 #endif
 
-/// Echoes each command's `n` argument; `slow` commands take 20 ms, so that input arrives
-/// while they run.
+/// Echoes each command's `n` argument; `slow` commands take `ms` milliseconds (default 20),
+/// so that input arrives while they run.
 private final class EchoExecutor: QMPCommandExecutor {
+    let executed = Mutex<[Int]>([])
     var commandNames: Set<String> { ["echo", "slow"] }
 
     func execute(_ request: QMPRequest) -> Result<JSONValue, QMPError> {
-        if request.command == "slow" { usleep(20_000) }
+        if request.command == "slow" { usleep(UInt32(request.arguments["ms"]?.unsignedValue ?? 20) * 1000) }
+        if let n = request.arguments["n"]?.unsignedValue { executed.withLock { $0.append(Int(n)) } }
         return .success(request.arguments["n"] ?? .null)
     }
 
     func commandReplied() {}
+}
+
+/// SplitMix64: the same "random" chunking on every run.
+private struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
 
 @Suite struct QMPMonitorHandlerTests {
@@ -55,7 +69,11 @@ private final class EchoExecutor: QMPCommandExecutor {
         }
 
         func send(_ text: String) {
-            _ = text.utf8CString.withUnsafeBufferPointer { write(client, $0.baseAddress, $0.count - 1) }
+            send(Array(text.utf8)[...])
+        }
+
+        func send(_ bytes: ArraySlice<UInt8>) {
+            _ = bytes.withUnsafeBufferPointer { write(client, $0.baseAddress, $0.count) }
         }
 
         /// The next `count` lines from the monitor.
@@ -72,7 +90,7 @@ private final class EchoExecutor: QMPCommandExecutor {
         }
 
         func close() async throws {
-            try await channel.close()
+            try? await channel.close()
             Glibc.close(client)
             await runner.shutdown()
             try await group.shutdownGracefully()
@@ -96,6 +114,46 @@ private final class EchoExecutor: QMPCommandExecutor {
         usleep(5_000)
         monitor.send(#"{"execute":"echo","arguments":{"n":4}}"# + "\n")
         #expect(monitor.receiveLines(2) == [#"{"return": 3}"#, #"{"return": 4}"#])
+        try await monitor.close()
+    }
+
+    /// Commands cut at random places, some slow, the pieces sent while earlier commands run:
+    /// every command is answered once, in order, and none waits for input that never comes.
+    @Test func randomlySplitInputIsAnsweredInOrder() async throws {
+        let monitor = try await Monitor()
+        #expect(monitor.receiveLines(1).count == 1, "greeting")
+        var generator = SeededGenerator(state: 2026)
+        var stream = Array(#"{"execute":"qmp_capabilities"}"#.utf8)
+        let count = 200
+        for n in 0..<count {
+            let command = Int.random(in: 0..<8, using: &generator) == 0
+                ? #"{"execute":"slow","arguments":{"n":\#(n),"ms":2}}"# : #"{"execute":"echo","arguments":{"n":\#(n)}}"#
+            stream += Array(command.utf8) + (Bool.random(using: &generator) ? [0x0A] : [])
+        }
+        var offset = 0
+        while offset < stream.count {
+            let end = min(stream.count, offset + Int.random(in: 1...120, using: &generator))
+            monitor.send(stream[offset..<end])
+            offset = end
+            if Int.random(in: 0..<4, using: &generator) == 0 { usleep(UInt32.random(in: 0...1500, using: &generator)) }
+        }
+        let lines = monitor.receiveLines(count + 1)
+        #expect(lines == [#"{"return": {}}"#] + (0..<count).map { #"{"return": \#($0)}"# })
+        try await monitor.close()
+    }
+
+    /// As in QEMU, commands still waiting when the client goes away are dropped; the running
+    /// one finishes.
+    @Test func commandsWaitingBehindARunningOneAreDroppedWhenTheClientLeaves() async throws {
+        let monitor = try await Monitor()
+        #expect(monitor.receiveLines(1).count == 1, "greeting")
+        monitor.send(#"{"execute":"qmp_capabilities"}"# + "\n")
+        #expect(monitor.receiveLines(1) == [#"{"return": {}}"#])
+        monitor.send(#"{"execute":"slow","arguments":{"n":1,"ms":50}}{"execute":"echo","arguments":{"n":2}}"#)
+        usleep(10_000)
+        Glibc.shutdown(monitor.client, Int32(SHUT_RDWR))
+        usleep(150_000)
+        #expect(monitor.executor.executed.withLock { $0 } == [1])
         try await monitor.close()
     }
 }
