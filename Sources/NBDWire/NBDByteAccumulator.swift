@@ -49,4 +49,10 @@ struct NBDByteAccumulator {
     mutating func skip(_ count: Int) {
         buffer?.moveReaderIndex(forwardBy: count)
     }
+
+    /// Lets go of a buffer read to its end, so that only the slices handed out keep its
+    /// storage alive.
+    mutating func releaseIfConsumed() {
+        if buffer?.readableBytes == 0 { buffer = nil }
+    }
 }

@@ -37,11 +37,17 @@ public struct NBDServerDecoder {
     /// Bytes received and not yet decoded.
     public var bufferedBytes: Int { bytes.readableBytes }
 
+    /// Whether the decoder still references received storage (for tests).
+    var holdsReceivedStorage: Bool { bytes.buffer != nil }
+
     public mutating func append(_ buffer: ByteBuffer) {
         bytes.append(buffer)
     }
 
     public mutating func next() throws(NBDProtocolError) -> NBDClientMessage? {
+        // After a large WRITE, an idle connection would otherwise keep the payload's storage
+        // (a MiB or more each) until its next request.
+        defer { bytes.releaseIfConsumed() }
         switch phase {
         case .clientFlags:
             guard let flags = bytes.readInteger(as: UInt32.self) else { return nil }

@@ -133,4 +133,29 @@ private func decodeByteByByte(_ bytes: [UInt8], decoder: inout NBDServerDecoder,
         decoder.append(wire)
         #expect(throws: NBDProtocolError.optionTooLong(100)) { try decoder.next() }
     }
+
+    /// An idle connection must not keep a large WRITE's storage alive through the decoder:
+    /// only the payload handed out does, until the write is done.
+    @Test func storageIsLetGoOnceEverythingIsDecoded() throws {
+        var decoder = NBDServerDecoder(phase: .transmission)
+        var wire = ByteBuffer()
+        NBDRequest(command: .write, cookie: 1, offset: 0, length: 1 << 20).encode(into: &wire)
+        wire.writeRepeatingByte(0x5A, count: 1 << 20)
+        NBDRequest(command: .flush, cookie: 2).encode(into: &wire)
+        decoder.append(wire.getSlice(at: 0, length: wire.readableBytes - 10)!)
+        guard case .request(_, let payload?) = try decoder.next() else {
+            Issue.record("no write")
+            return
+        }
+        #expect(payload.readableBytes == 1 << 20)
+        #expect(try decoder.next() == nil)
+        #expect(decoder.holdsReceivedStorage, "half a FLUSH header waits")
+        decoder.append(wire.getSlice(at: wire.readableBytes - 10, length: 10)!)
+        guard case .request(let flush, nil) = try decoder.next() else {
+            Issue.record("no flush")
+            return
+        }
+        #expect(flush.command == .flush)
+        #expect(!decoder.holdsReceivedStorage)
+    }
 }
