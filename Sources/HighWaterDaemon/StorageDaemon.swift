@@ -77,19 +77,27 @@ public enum StorageDaemon {
         }
     }
 
-    /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
     /// Request buffers (a 64 KiB read's reply is a 128 KiB allocation, 1 MiB ones 2 MiB) come
     /// and go at the request rate. glibc serves blocks from 128 KiB up with a fresh mmap and
     /// gives them back to the kernel on free (or trims the heap's top), so every request paid
     /// for page faults on fresh memory, more or less of them from run to run as glibc's
     /// moving threshold settled: at 64 KiB sequential reads, 0.5 to 12 faults and 44 to 89 µs
     /// of CPU per request. Blocks up to the largest request stay in the heap, and the heap
-    /// keeps a working set's worth of free memory.
+    /// keeps a working set's worth of free memory (see `returnFreedMemory`).
     static func keepIOBuffersInTheHeap() {
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     }
 
+    /// Gives the heap's free memory back to the system. With `keepIOBuffersInTheHeap`, glibc
+    /// keeps up to 256 MiB of freed request buffers on its own; the daemon calls this when
+    /// an NBD client leaves, so that a finished transfer (a backup reading the disk in MiB
+    /// requests, say) does not stay counted against it.
+    static func returnFreedMemory() {
+        _ = malloc_trim(0)
+    }
+
+    /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
     static func printError(_ line: String, hint: String? = nil) {
         var text = line + "\n"
         if let hint { text += hint + "\n" }
