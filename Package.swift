@@ -109,9 +109,10 @@ let package = Package(
         .testTarget(name: "QMPCommandsTests", dependencies: ["QMPCommands", "JSON", "QMP", "BlockCore"]),
         .testTarget(name: "ImageToolsTests", dependencies: ["ImageTools", "BlockDrivers", "JSON"]),
         .testTarget(name: "HighWaterDaemonTests", dependencies: [
-            "HighWaterDaemon", "JSON",
+            "HighWaterDaemon", "JSON", "QMP", "QMPCommands",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QMPClientTests", dependencies: [
             "QMPClient", "JSON",

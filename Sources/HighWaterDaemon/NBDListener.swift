@@ -35,13 +35,9 @@ final class NBDListener: NBDServerControl {
     var server: NBDServer? { running.withLock { $0?.server } }
 
     func start(_ options: NBDServerOptions) throws {
-        let connectionCount = Atomic(0)
         let server = NBDServer(
             registry: registry, executor: executor, maximumConnections: Int(options.maxConnections), blockEvents: blockEvents,
             logger: logger,
-            connectionCountDidChange: { count in
-                if connectionCount.exchange(count, ordering: .relaxed) > count { StorageDaemon.returnFreedMemory() }
-            },
             onWriteStall: onWriteStall)
         let address = try ListenAddress(options.address)
         let channel = try SocketListener.bind(address, group: group) { channel in

@@ -83,18 +83,10 @@ public enum StorageDaemon {
     /// for page faults on fresh memory, more or less of them from run to run as glibc's
     /// moving threshold settled: at 64 KiB sequential reads, 0.5 to 12 faults and 44 to 89 µs
     /// of CPU per request. Blocks up to the largest request stay in the heap, and the heap
-    /// keeps a working set's worth of free memory (see `returnFreedMemory`).
+    /// keeps a working set's worth of free memory.
     static func keepIOBuffersInTheHeap() {
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
-    }
-
-    /// Gives the heap's free memory back to the system. With `keepIOBuffersInTheHeap`, glibc
-    /// keeps up to 256 MiB of freed request buffers on its own; the daemon calls this when
-    /// an NBD client leaves, so that a finished transfer (a backup reading the disk in MiB
-    /// requests, say) does not stay counted against it.
-    static func returnFreedMemory() {
-        _ = malloc_trim(0)
     }
 
     /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
