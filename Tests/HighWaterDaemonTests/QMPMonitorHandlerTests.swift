@@ -28,18 +28,6 @@ private final class EchoExecutor: QMPCommandExecutor {
     func commandReplied() {}
 }
 
-/// SplitMix64: the same "random" chunking on every run.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct QMPMonitorHandlerTests {
     /// A monitor on one end of a socket pair, the test as its client on the other.
     private struct Monitor {
@@ -66,6 +54,15 @@ private struct SeededGenerator: RandomNumberGenerator {
                     }
                 }
                 .withConnectedSocket(pair[0]).get()
+        }
+
+        /// A monitor whose client has read the greeting and negotiated capabilities.
+        static func negotiated() async throws -> Monitor {
+            let monitor = try await Monitor()
+            #expect(monitor.receiveLines(1).count == 1, "greeting")
+            monitor.send(#"{"execute":"qmp_capabilities"}"# + "\n")
+            #expect(monitor.receiveLines(1) == [#"{"return": {}}"#])
+            return monitor
         }
 
         func send(_ text: String) {
@@ -98,10 +95,7 @@ private struct SeededGenerator: RandomNumberGenerator {
     }
 
     @Test func commandsSentTogetherAreAllAnsweredInOrder() async throws {
-        let monitor = try await Monitor()
-        #expect(monitor.receiveLines(1).count == 1, "greeting")
-        monitor.send(#"{"execute":"qmp_capabilities"}"# + "\n")
-        #expect(monitor.receiveLines(1) == [#"{"return": {}}"#])
+        let monitor = try await Monitor.negotiated()
         // One write, several commands: the ones behind a running command must not wait for
         // more input.
         monitor.send(#"{"execute":"slow","arguments":{"n":1}}{"execute":"echo","arguments":{"n":2}} {"execute":"nope"}"# + "\r\n")
@@ -117,38 +111,37 @@ private struct SeededGenerator: RandomNumberGenerator {
         try await monitor.close()
     }
 
-    /// Commands cut at random places, some slow, the pieces sent while earlier commands run:
-    /// every command is answered once, in order, and none waits for input that never comes.
-    @Test func randomlySplitInputIsAnsweredInOrder() async throws {
-        let monitor = try await Monitor()
-        #expect(monitor.receiveLines(1).count == 1, "greeting")
-        var generator = SeededGenerator(state: 2026)
-        var stream = Array(#"{"execute":"qmp_capabilities"}"#.utf8)
+    /// Commands cut at irregular places, some slow, the pieces sent while earlier commands
+    /// run: every command is answered once, in order, and none waits for input that never
+    /// comes.
+    @Test func irregularlySplitInputIsAnsweredInOrder() async throws {
+        let monitor = try await Monitor.negotiated()
         let count = 200
+        var stream: [UInt8] = []
         for n in 0..<count {
-            let command = Int.random(in: 0..<8, using: &generator) == 0
+            let command = n % 8 == 3
                 ? #"{"execute":"slow","arguments":{"n":\#(n),"ms":2}}"# : #"{"execute":"echo","arguments":{"n":\#(n)}}"#
-            stream += Array(command.utf8) + (Bool.random(using: &generator) ? [0x0A] : [])
+            stream += Array(command.utf8) + (n % 3 == 0 ? [] : [0x0A])
         }
-        var offset = 0
+        let pieceLengths = [1, 5, 17, 64, 2, 120, 31, 9, 77, 3, 45]
+        let pauses: [UInt32] = [0, 300, 1500, 700, 0, 50]
+        var offset = 0, piece = 0
         while offset < stream.count {
-            let end = min(stream.count, offset + Int.random(in: 1...120, using: &generator))
+            let end = min(stream.count, offset + pieceLengths[piece % pieceLengths.count])
             monitor.send(stream[offset..<end])
+            usleep(pauses[piece % pauses.count])
             offset = end
-            if Int.random(in: 0..<4, using: &generator) == 0 { usleep(UInt32.random(in: 0...1500, using: &generator)) }
+            piece += 1
         }
-        let lines = monitor.receiveLines(count + 1)
-        #expect(lines == [#"{"return": {}}"#] + (0..<count).map { #"{"return": \#($0)}"# })
+        let lines = monitor.receiveLines(count)
+        #expect(lines == (0..<count).map { #"{"return": \#($0)}"# })
         try await monitor.close()
     }
 
     /// As in QEMU, commands still waiting when the client goes away are dropped; the running
     /// one finishes.
     @Test func commandsWaitingBehindARunningOneAreDroppedWhenTheClientLeaves() async throws {
-        let monitor = try await Monitor()
-        #expect(monitor.receiveLines(1).count == 1, "greeting")
-        monitor.send(#"{"execute":"qmp_capabilities"}"# + "\n")
-        #expect(monitor.receiveLines(1) == [#"{"return": {}}"#])
+        let monitor = try await Monitor.negotiated()
         monitor.send(#"{"execute":"slow","arguments":{"n":1,"ms":50}}{"execute":"echo","arguments":{"n":2}}"#)
         usleep(10_000)
         Glibc.shutdown(monitor.client, Int32(SHUT_RDWR))
