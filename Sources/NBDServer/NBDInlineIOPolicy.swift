@@ -13,9 +13,10 @@ import NBDWire
 ///   FLUSH, FUA, TRIM, WRITE_ZEROES and BLOCK_STATUS may sync or scan: always the executor;
 /// * and only while the connection's moving average of such requests' service time is
 ///   below `latencyLimitNanoseconds`. Every such request, wherever it ran, feeds the
-///   average (unless it fired a block event, see `NBDServiceTimer`): a cold cache or a slow device (cache.direct=on) pushes the connection to the
-///   pool after one slow request, and it returns inline once the requests it sends to the
-///   pool complete fast again.
+///   average (unless it fired a block event, see `NBDServiceTimer`): a cold cache or a
+///   slow device (cache.direct=on) pushes the connection to the pool after one slow
+///   request, and it returns inline once the requests it sends to the pool complete fast
+///   again.
 public struct NBDInlineIOPolicy: Sendable, Hashable {
     public var maximumLength: UInt32
     public var latencyLimitNanoseconds: UInt64

@@ -26,8 +26,8 @@ public final class NBDServer: Sendable {
     let maximumRequestsInFlight: Int
     let maximumBytesInFlight: Int
     let inlineIO: NBDInlineIOPolicy
-    /// The block layer's events, so that a request that fired one is not taken as a sample
-    /// of I/O speed (see `NBDServiceTimer`).
+    /// The block layer's events: a request that fired one is no sample of I/O speed, and
+    /// its thread yields after it (see `NBDServiceTimer`).
     let blockEvents: BlockEventCounter?
     let logger: Logger
     private let connectionCountDidChange: (@Sendable (Int) -> Void)?
