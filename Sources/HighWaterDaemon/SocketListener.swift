@@ -43,8 +43,8 @@ enum ListenAddress: Sendable, CustomStringConvertible {
     }
 }
 
-/// Listening sockets for monitors and the NBD server. A stale UNIX socket file is replaced,
-/// as QEMU does; errors carry QEMU's texts.
+/// The NBD server's listening socket (monitors have their own, `MonitorListener`). A stale
+/// UNIX socket file is replaced, as QEMU does; errors carry QEMU's texts.
 enum SocketListener {
     static func bind(
         _ address: ListenAddress, group: any EventLoopGroup,
