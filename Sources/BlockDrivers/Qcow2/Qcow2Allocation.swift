@@ -26,38 +26,37 @@ struct Qcow2Allocation {
     let fileEnd: UInt64
     /// `Qcow2InFlightIO` epoch the data write counts in.
     let epoch: Int
-    /// Names the allocation among those in flight.
-    let id: UInt64
 
     /// Bytes of the write this run takes.
     var length: UInt64 { dataEnd - position }
 }
 
 /// An allocation in flight, as the metadata remembers it: which guest clusters other
-/// writers, write-zeroes and discards must leave alone until it is finished.
+/// writers, write-zeroes and discards must leave alone until it is finished. The clusters
+/// of allocations in flight never overlap (a write over them waits first), so the first
+/// one names the allocation.
 struct Qcow2PendingAllocation {
-    let id: UInt64
     let clusters: Range<UInt64>
     /// Host clusters it allocated (none when it reuses a preallocated one).
     let hostClusters: Range<UInt64>
     /// Made by the first request that has to wait (most allocations have none).
     var gate: Qcow2AllocationGate?
-    /// Requests waiting on `gate` (counted under the metadata lock).
-    var waiters = 0
 }
 
-/// Where requests that overlap an allocation in flight wait for it to finish.
+/// Where requests that overlap an allocation in flight wait for it to finish: closed until
+/// `open`, open for good after.
 final class Qcow2AllocationGate: @unchecked Sendable {
     // DispatchSemaphore is thread-safe; it only lacks the Sendable annotation.
     private let semaphore = DispatchSemaphore(value: 0)
 
-    /// Blocks until `open` (the caller was counted as a waiter under the metadata lock).
-    func wait() { semaphore.wait() }
-
-    /// Lets the `waiters` counted under the metadata lock go on.
-    func open(waiters: Int) {
-        for _ in 0..<waiters { semaphore.signal() }
+    /// Blocks until `open` (at once if it was), then passes the one signal on to the next
+    /// waiter, however many there are.
+    func wait() {
+        semaphore.wait()
+        semaphore.signal()
     }
+
+    func open() { semaphore.signal() }
 }
 
 extension Qcow2DataSource {

@@ -266,12 +266,12 @@ public final class Qcow2Driver: BlockDriver {
     /// then points the L2 entries at it, or gives the clusters back if the write failed.
     private func write(_ allocation: Qcow2Allocation, from payload: UnsafeRawBufferPointer) throws(BlockError) {
         let written = Result { () throws(BlockError) -> Bool in try source.writeAllocation(allocation, payload: payload) }
-        let (waiting, finished) = metadata.withLock {
-            (state: inout Qcow2Metadata) -> ((gate: Qcow2AllocationGate?, waiters: Int), Result<Void, BlockError>) in
-            let waiting = state.endPendingAllocation(allocation)
-            return (waiting, Result { () throws(BlockError) in try state.finishAllocation(allocation, dataNeedsFlush: try? written.get()) })
+        let (gate, finished) = metadata.withLock {
+            (state: inout Qcow2Metadata) -> (Qcow2AllocationGate?, Result<Void, BlockError>) in
+            let gate = state.endPendingAllocation(allocation)
+            return (gate, Result { () throws(BlockError) in try state.finishAllocation(allocation, dataNeedsFlush: try? written.get()) })
         }
-        waiting.gate?.open(waiters: waiting.waiters)
+        gate?.open()
         _ = try written.get()
         try finished.get()
     }

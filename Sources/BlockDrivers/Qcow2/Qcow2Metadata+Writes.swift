@@ -67,25 +67,24 @@ extension Qcow2Metadata {
         } else {
             host = try allocateClusters(count)
         }
-        nextAllocationID += 1
         pendingAllocations.append(Qcow2PendingAllocation(
-            id: nextAllocationID, clusters: first..<first + count,
+            clusters: first..<first + count,
             hostClusters: reused ? 0..<0 : geometry.clusterIndex(host)..<geometry.clusterIndex(host) + count))
         inFlight.begin(epoch)
         return Qcow2Allocation(
             host: host, isReused: reused, old: old, firstGuestCluster: first, position: position, dataEnd: dataEnd,
-            headLength: inCluster, tailLength: tailLength, fileEnd: fileEnd, epoch: epoch, id: nextAllocationID)
+            headLength: inCluster, tailLength: tailLength, fileEnd: fileEnd, epoch: epoch)
     }
 
     /// Ends an allocation's time in flight (with `finishAllocation`, in the same locked
-    /// section); returns the requests waiting for it, to let go once the lock is released.
-    mutating func endPendingAllocation(_ allocation: Qcow2Allocation) -> (gate: Qcow2AllocationGate?, waiters: Int) {
-        guard let index = pendingAllocations.firstIndex(where: { $0.id == allocation.id }) else {
+    /// section); returns the gate of the requests waiting for it, to open once the lock is
+    /// released.
+    mutating func endPendingAllocation(_ allocation: Qcow2Allocation) -> Qcow2AllocationGate? {
+        guard let index = pendingAllocations.firstIndex(where: { $0.clusters.lowerBound == allocation.firstGuestCluster }) else {
             preconditionFailure("qcow2: finishing an allocation that is not in flight")
         }
         inFlight.end(allocation.epoch)
-        let pending = pendingAllocations.remove(at: index)
-        return (pending.gate, pending.waiters)
+        return pendingAllocations.remove(at: index).gate
     }
 
     /// Points the L2 entries at an allocation whose data is written (`dataNeedsFlush`: the
@@ -112,13 +111,12 @@ extension Qcow2Metadata {
         processDiscards()
     }
 
-    /// The gate of an allocating write in flight over any of `clusters` (its waiter count
-    /// raised: the caller must wait on it), nil when there is none.
+    /// The gate of an allocating write in flight over any of `clusters`, for the caller to
+    /// wait on; nil when there is none.
     mutating func gateOfAllocation(overlapping clusters: Range<UInt64>) -> Qcow2AllocationGate? {
         guard let index = pendingAllocations.firstIndex(where: { $0.clusters.overlaps(clusters) }) else { return nil }
         let gate = pendingAllocations[index].gate ?? Qcow2AllocationGate()
         pendingAllocations[index].gate = gate
-        pendingAllocations[index].waiters += 1
         return gate
     }
 

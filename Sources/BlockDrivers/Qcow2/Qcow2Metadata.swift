@@ -70,7 +70,6 @@ struct Qcow2Metadata {
     private var pendingDiscards: [(offset: UInt64, length: UInt64)] = []
     /// Allocating writes whose data is being written outside the lock.
     var pendingAllocations: [Qcow2PendingAllocation] = []
-    var nextAllocationID: UInt64 = 0
     /// The header's dirty bit as this driver set it (lazy refcounts) or found it.
     private(set) var isMarkedDirty: Bool
     /// QEMU's metadata-preallocation guess, made once (nil: not yet).
