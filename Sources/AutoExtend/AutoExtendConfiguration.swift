@@ -35,9 +35,9 @@ extension AutoExtendConfiguration {
         var reader = try ObjectReader(value, at: "configuration")
         let daemonValues = try reader.take("daemons", as: "an array of daemons") { $0.arrayValue } ?? []
         let metrics = try reader.take("metrics", as: "\"HOST:PORT\"") { $0.stringValue.flatMap(MetricsAddress.init) }
-        let initial = try reader.take("retry-initial-ms", as: "a positive number of milliseconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 100
-        let maximum = try reader.take("retry-maximum-ms", as: "a positive number of milliseconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 30_000
-        let timeout = try reader.take("command-timeout-s", as: "a positive number of seconds") { $0.nonNegativeValue.flatMap { $0 > 0 ? $0 : nil } } ?? 60
+        let initial = try reader.take("retry-initial-ms", as: "a positive number of milliseconds") { $0.positiveValue } ?? 100
+        let maximum = try reader.take("retry-maximum-ms", as: "a positive number of milliseconds") { $0.positiveValue } ?? 30_000
+        let timeout = try reader.take("command-timeout-s", as: "a positive number of seconds") { $0.positiveValue } ?? 60
         try reader.finish()
         guard !daemonValues.isEmpty else { throw ConfigurationError("configuration: 'daemons' must list at least one daemon") }
         guard maximum >= initial else { throw ConfigurationError("configuration: 'retry-maximum-ms' is below 'retry-initial-ms'") }
@@ -129,8 +129,12 @@ extension AutoExtendConfiguration {
 
     /// A positive size: a byte count, or a string such as "64M" or "2.5G".
     static func parseSize(_ value: JSONValue) -> UInt64? {
-        let size = value.nonNegativeValue ?? value.stringValue.flatMap(Self.size)
-        return size.flatMap { $0 > 0 ? $0 : nil }
+        value.positiveValue ?? value.stringValue.flatMap(positiveSize)
+    }
+
+    /// A size as `size(_:)` reads it, nil unless it is positive (chunks, maximums, disks).
+    public static func positiveSize(_ text: String) -> UInt64? {
+        size(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
     /// A size as QEMU writes them: bytes, or with a binary suffix (K, M, G, T, P, E).
@@ -172,5 +176,10 @@ extension JSONValue {
         case .uint(let value): value
         default: nil
         }
+    }
+
+    /// A number a configuration file gives as a size or a delay: zero is refused too.
+    fileprivate var positiveValue: UInt64? {
+        nonNegativeValue.flatMap { $0 > 0 ? $0 : nil }
     }
 }

@@ -111,7 +111,7 @@ public final class DaemonSupervisor<C: Clock>: Sendable where C.Duration == Dura
         for volume in volumes {
             do {
                 let info = try VolumeNodeInfo.find(volume.configuration.nodeName, in: nodes)
-                let names = [info.nodeName] + info.formatNodeNames
+                let names = info.eventNodeNames
                 try await volume.attach(session, node: info, writesHeld: names.contains(where: holding.contains))
                 for name in names { routes[name, default: []].append(volume) }
             } catch let error as VolumeNodeError {

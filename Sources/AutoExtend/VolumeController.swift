@@ -45,7 +45,8 @@ public actor VolumeController<C: Clock> where C.Duration == Duration, C.Instant:
     /// Whether an event naming `nodeName` concerns this volume: its own node, or a format
     /// node on it (I/O errors are reported on the export's node).
     public func concerns(_ nodeName: String) -> Bool {
-        nodeName == configuration.nodeName || node?.formatNodeNames.contains(nodeName) == true
+        // Before the first attach, only the configured node is known.
+        (node?.eventNodeNames ?? [configuration.nodeName]).contains(nodeName)
     }
 
     /// A (re)connected daemon reports the node as `info`, and whether an export on it holds

@@ -17,6 +17,10 @@ public struct VolumeNodeInfo: Sendable, Equatable {
     /// an export name its node, which is one of these.
     public var formatNodeNames: [String]
 
+    /// The names events about this volume may carry: its own node's, or one of the format
+    /// nodes on it (an export's I/O errors and held writes name the export's node).
+    public var eventNodeNames: [String] { [nodeName] + formatNodeNames }
+
     /// Drivers whose nodes are volumes (protocol nodes); a format node on top has the
     /// highest offset of its allocations tracked on them.
     public static let protocolDrivers: Set<String> = ["host_device", "file"]

@@ -89,8 +89,10 @@ public enum StorageDaemon {
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     }
 
-    /// One error line on stderr, and QEMU's unprefixed hint line if there is one.
-    static func printError(_ line: String, hint: String? = nil) {
+    /// One error line on stderr, and QEMU's unprefixed hint line if there is one; whatever
+    /// stdout still buffers goes out first, so the two streams keep their order.
+    public static func printError(_ line: String, hint: String? = nil) {
+        fflush(nil)
         var text = line + "\n"
         if let hint { text += hint + "\n" }
         _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }

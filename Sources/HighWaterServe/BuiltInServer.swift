@@ -23,7 +23,7 @@ public enum BuiltInServer {
         do {
             (volumeSize, virtualSize) = try prepare(layout, options)
         } catch {
-            printError("highwater: \(error.message)")
+            StorageDaemon.printError("highwater: \(error.description)")
             return 1
         }
         var logger = Logger(label: "highwater.autoextend")
@@ -42,9 +42,9 @@ public enum BuiltInServer {
 
     /// Creates the folder and the disk, or adopts an earlier run's disk; returns the
     /// volume's size and the disk's virtual size.
-    private static func prepare(_ layout: ServeLayout, _ options: ServeOptions) throws(ServeError) -> (volume: UInt64, virtual: UInt64) {
+    private static func prepare(_ layout: ServeLayout, _ options: ServeOptions) throws(DaemonStartupError) -> (volume: UInt64, virtual: UInt64) {
         if mkdir(layout.folder, 0o755) != 0 && errno != EEXIST {
-            throw ServeError("cannot create \(layout.folder): \(String(cString: strerror(errno)))")
+            throw DaemonStartupError("cannot create \(layout.folder): \(String(cString: strerror(errno)))")
         }
         let plan = VolumePreparation.plan(existingLength: try length(of: layout.disk), volumeSize: options.volumeSize)
         if case .create = plan {
@@ -53,21 +53,21 @@ public enum BuiltInServer {
                     ImageCreateRequest(filename: layout.disk, format: "qcow2", size: String(options.diskSize), quiet: true),
                     print: { _ in })
             } catch {
-                throw ServeError(error.message)
+                throw DaemonStartupError(error.message)
             }
         }
         let image: ImageInfo
         do {
             image = try ImageInfo.read(filename: layout.disk, format: nil)
         } catch {
-            throw ServeError(error.message)
+            throw DaemonStartupError(error.message)
         }
-        guard image.format == "qcow2" else { throw ServeError("\(layout.disk) is a \(image.format) image, not qcow2") }
+        guard image.format == "qcow2" else { throw DaemonStartupError("\(layout.disk) is a \(image.format) image, not qcow2") }
         // Never shorter than the file is (a huge disk's fresh metadata may exceed a small volume).
         let length = try length(of: layout.disk) ?? 0
         if plan.volumeSize > length {
             guard truncate(layout.disk, off_t(plan.volumeSize)) == 0 else {
-                throw ServeError("cannot lengthen \(layout.disk) to \(plan.volumeSize) bytes: \(String(cString: strerror(errno)))")
+                throw DaemonStartupError("cannot lengthen \(layout.disk) to \(plan.volumeSize) bytes: \(String(cString: strerror(errno)))")
             }
         }
         if let message = plan.message(disk: layout.disk) {
@@ -78,13 +78,13 @@ public enum BuiltInServer {
     }
 
     /// The length of the regular file at `path`, nil if there is none.
-    private static func length(of path: String) throws(ServeError) -> UInt64? {
+    private static func length(of path: String) throws(DaemonStartupError) -> UInt64? {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { return nil }
-            throw ServeError("cannot look at \(path): \(String(cString: strerror(errno)))")
+            throw DaemonStartupError("cannot look at \(path): \(String(cString: strerror(errno)))")
         }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw ServeError("\(path) is not a regular file") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw DaemonStartupError("\(path) is not a regular file") }
         return UInt64(info.st_size)
     }
 
@@ -93,11 +93,5 @@ public enum BuiltInServer {
         guard let cwd = getcwd(nil, 0) else { return path }
         defer { free(cwd) }
         return String(cString: cwd) + "/" + path
-    }
-
-    private static func printError(_ line: String) {
-        fflush(nil)
-        let text = line + "\n"
-        _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     }
 }

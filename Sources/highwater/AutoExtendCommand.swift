@@ -97,28 +97,25 @@ struct AutoExtendCommand: AsyncParsableCommand {
 
     private func makeConfiguration() throws(ConfigurationError) -> AutoExtendConfiguration {
         let volumeFlags = [qmp, nodeName, backend, device, path, lv, lvextend, command, maximum].contains { $0 != nil }
-        if let config {
-            guard !volumeFlags else { throw ConfigurationError("--config cannot be combined with volume flags (--qmp, --node-name, --backend, ...)") }
-            var configuration = try AutoExtendConfiguration.parse(json: try Self.contents(of: config))
-            if let metrics {
-                guard let address = MetricsAddress(metrics) else { throw ConfigurationError("--metrics: expected HOST:PORT") }
-                configuration.metrics = address
-            }
-            return configuration
-        }
-        guard let qmp, let nodeName else { throw ConfigurationError("give --config FILE, or --qmp, --node-name and --backend") }
-        guard let address = QMPAddress(qmp) else { throw ConfigurationError("--qmp: expected a socket path, unix:PATH or HOST:PORT") }
-        guard let chunkSize = AutoExtendConfiguration.size(chunk), chunkSize > 0 else { throw ConfigurationError("--chunk: expected a positive size") }
-        guard utilization < 100 else { throw ConfigurationError("--utilization: expected a percentage from 0 to 99") }
-        var maximumSize: UInt64?
-        if let maximum {
-            guard let size = AutoExtendConfiguration.size(maximum), size > 0 else { throw ConfigurationError("--maximum: expected a positive size") }
-            maximumSize = size
-        }
         var metricsAddress: MetricsAddress?
         if let metrics {
             guard let address = MetricsAddress(metrics) else { throw ConfigurationError("--metrics: expected HOST:PORT") }
             metricsAddress = address
+        }
+        if let config {
+            guard !volumeFlags else { throw ConfigurationError("--config cannot be combined with volume flags (--qmp, --node-name, --backend, ...)") }
+            var configuration = try AutoExtendConfiguration.parse(json: try Self.contents(of: config))
+            if let metricsAddress { configuration.metrics = metricsAddress }
+            return configuration
+        }
+        guard let qmp, let nodeName else { throw ConfigurationError("give --config FILE, or --qmp, --node-name and --backend") }
+        guard let address = QMPAddress(qmp) else { throw ConfigurationError("--qmp: expected a socket path, unix:PATH or HOST:PORT") }
+        guard let chunkSize = AutoExtendConfiguration.positiveSize(chunk) else { throw ConfigurationError("--chunk: expected a positive size") }
+        guard utilization < 100 else { throw ConfigurationError("--utilization: expected a percentage from 0 to 99") }
+        var maximumSize: UInt64?
+        if let maximum {
+            guard let size = AutoExtendConfiguration.positiveSize(maximum) else { throw ConfigurationError("--maximum: expected a positive size") }
+            maximumSize = size
         }
         guard retryInitialMs > 0, retryMaximumMs >= retryInitialMs, commandTimeoutS > 0 else {
             throw ConfigurationError("--retry-initial-ms, --retry-maximum-ms and --command-timeout-s must be positive, the maximum not below the initial delay")

@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
 
     private func options() throws -> ServeOptions {
         func parse(_ text: String, _ flag: String, atLeastMiB: Bool) throws -> UInt64 {
-            guard let value = AutoExtendConfiguration.size(text), value >= (atLeastMiB ? 1 << 20 : 1) else {
+            guard let value = AutoExtendConfiguration.positiveSize(text), !atLeastMiB || value >= 1 << 20 else {
                 throw ValidationError("\(flag): expected \(atLeastMiB ? "a size of at least 1M" : "a positive size") (bytes, or with a K, M, G, T suffix).")
             }
             return value

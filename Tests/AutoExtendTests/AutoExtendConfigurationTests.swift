@@ -67,6 +67,13 @@ import Testing
         #expect(throws: ConfigurationError(message)) { try AutoExtendConfiguration.parse(json: json) }
     }
 
+    @Test func positiveSizesRefuseZeroAndNonsense() {
+        #expect(AutoExtendConfiguration.positiveSize("64M") == 64 << 20)
+        #expect(AutoExtendConfiguration.positiveSize("512") == 512)
+        #expect(AutoExtendConfiguration.positiveSize("0") == nil)
+        #expect(AutoExtendConfiguration.positiveSize("lots") == nil)
+    }
+
     @Test func addressesOfMetrics() {
         #expect(MetricsAddress("0.0.0.0:9100")?.description == "0.0.0.0:9100")
         #expect(MetricsAddress("[::]:0")?.description == "[::]:0")

@@ -117,11 +117,24 @@ import Testing
         }
     }
 
-    func makeController(backend: FakeBackend, clock: ManualClock, maximum: UInt64 = 1 << 30, metrics: AutoExtendMetrics = AutoExtendMetrics()) -> VolumeController<ManualClock> {
-        VolumeController(
+    /// A controller of "vol0" (64 MiB chunks, 50 % utilization), on a manual clock, attached to
+    /// a fake daemon whose volume has 64 MiB, and quiet after the attach.
+    private func attachedController(
+        failures: Int = 0, gated: Bool = false, maximum: UInt64 = 1 << 30, writesHeld: Bool = false
+    ) async throws -> (
+        clock: ManualClock, daemon: FakeDaemon, backend: FakeBackend, metrics: AutoExtendMetrics, controller: VolumeController<ManualClock>
+    ) {
+        let clock = ManualClock()
+        let daemon = FakeDaemon(capacity: 64 * mib)
+        let backend = FakeBackend(daemon: daemon, failures: failures, gated: gated)
+        let metrics = AutoExtendMetrics()
+        let controller = VolumeController(
             configuration: VolumeConfiguration(nodeName: "vol0", backend: .loop(device: nil), chunk: 64 * mib, utilizationPercent: 50, maximum: maximum),
             backend: backend, clock: clock, backoff: RetryBackoff(initial: .milliseconds(100), maximum: .seconds(1)),
             metrics: metrics.volume("vol0"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"), writesHeld: writesHeld)
+        await controller.quiesce()
+        return (clock, daemon, backend, metrics, controller)
     }
 
     func thresholdEvent(_ threshold: UInt64) -> QMPEvent {
@@ -133,12 +146,7 @@ import Testing
     ])
 
     @Test func eventsDuringAnExtensionAreCoalescedIntoIt() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon, gated: true)
-        let controller = makeController(backend: backend, clock: clock)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (_, daemon, backend, _, controller) = try await attachedController(gated: true)
         #expect(daemon.thresholds == [32 * mib])
 
         await controller.handle(thresholdEvent(32 * mib))
@@ -155,13 +163,7 @@ import Testing
     }
 
     @Test func aFailingBackendIsRetriedWithBackoffOnTheClock() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon, failures: 2)
-        let metrics = AutoExtendMetrics()
-        let controller = makeController(backend: backend, clock: clock, metrics: metrics)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (clock, daemon, backend, metrics, controller) = try await attachedController(failures: 2)
 
         await controller.handle(noSpaceEvent)
         await controller.quiesce()
@@ -192,13 +194,7 @@ import Testing
     }
 
     @Test func atTheMaximumEventsAreOnlyReported() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon)
-        let metrics = AutoExtendMetrics()
-        let controller = makeController(backend: backend, clock: clock, maximum: 100 * mib, metrics: metrics)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (clock, daemon, backend, metrics, controller) = try await attachedController(maximum: 100 * mib)
         await controller.handle(thresholdEvent(32 * mib))
         await controller.quiesce()
         #expect(backend.requests.map(\.requestedSize) == [100 * mib])
@@ -214,12 +210,7 @@ import Testing
     }
 
     @Test func eventsOfOtherNodesAreIgnored() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon)
-        let controller = makeController(backend: backend, clock: clock)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (_, _, backend, _, controller) = try await attachedController()
         await controller.handle(QMPEvent(name: "BLOCK_WRITE_THRESHOLD", data: ["node-name": "vol1", "amount-exceeded": 1, "write-threshold": .unsigned(32 * mib)]))
         var otherExport = noSpaceEvent
         otherExport.data["node-name"] = "disk1"
@@ -233,12 +224,7 @@ import Testing
     }
 
     @Test func reattachingAfterARestartFindsAThresholdAlreadyPassed() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon)
-        let controller = makeController(backend: backend, clock: clock)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (_, daemon, backend, _, controller) = try await attachedController()
         await controller.detach()
         // Meanwhile writes went past the threshold and nobody heard the event.
         daemon.state.withLock { $0.highestOffset = 60 * mib }
@@ -249,15 +235,9 @@ import Testing
     }
 
     @Test func aControllerAttachingWhileWritesAreHeldExtendsAtOnce() async throws {
-        let clock = ManualClock()
         // The write that found no space is not in the highest offset: arming alone would
         // find nothing to do, and the stall's event went out before this controller listened.
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon)
-        let metrics = AutoExtendMetrics()
-        let controller = makeController(backend: backend, clock: clock, metrics: metrics)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"), writesHeld: true)
-        await controller.quiesce()
+        let (clock, daemon, backend, metrics, controller) = try await attachedController(writesHeld: true)
         #expect(backend.requests.map(\.requestedSize) == [128 * mib])
         #expect(daemon.thresholds == [96 * mib])
         #expect(await controller.phase == .armed(threshold: 96 * mib))
@@ -268,12 +248,7 @@ import Testing
     }
 
     @Test func aNoSpaceEventMergedIntoAnExtensionIsCheckedWhenArmingAfterIt() async throws {
-        let clock = ManualClock()
-        let daemon = FakeDaemon(capacity: 64 * mib)
-        let backend = FakeBackend(daemon: daemon, gated: true)
-        let controller = makeController(backend: backend, clock: clock)
-        try await controller.attach(daemon, node: try await daemon.nodeInfo("vol0"))
-        await controller.quiesce()
+        let (_, daemon, backend, _, controller) = try await attachedController(gated: true)
         await controller.handle(noSpaceEvent)
         await backend.waitForRequests(1)
         // The growth was not enough for a held write: the daemon says so again meanwhile.

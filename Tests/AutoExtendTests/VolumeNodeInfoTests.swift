@@ -16,6 +16,7 @@ import Testing
         #expect(info == VolumeNodeInfo(
             nodeName: "vol0", driver: "host_device", filename: "/dev/loop3", capacity: 64 << 20,
             formatDriver: "qcow2", formatVirtualSize: 2 << 30, formatNodeNames: ["disk0"]))
+        #expect(info.eventNodeNames == ["vol0", "disk0"])
     }
 
     @Test func anUnknownNodeListsTheKnownOnes() {
